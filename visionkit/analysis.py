@@ -73,7 +73,9 @@ def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int
     return _check_int(name, vals[0], minimum), _check_int(name, vals[1], minimum)
 
 
-def _fit(n: int, f: int, stride: int, pad_total: int, formula: str, what: str) -> int:
+def _fit(
+    n: int, f: int, stride: int, pad_total: int, formula: str, what: str, pad_desc: str
+) -> int:
     """Shared fit rule: (n + pad_total − f)/stride + 1 must be a whole number ≥ 1."""
     span = n + pad_total - f
     if span < 0:
@@ -86,7 +88,7 @@ def _fit(n: int, f: int, stride: int, pad_total: int, formula: str, what: str) -
         divisors = [d for d in range(1, span + 1) if span % d == 0] if span else [1]
         raise ValueError(
             f"{formula} = {result:.2f}: a {f}×{f} {what} at stride {stride} does not fit a "
-            f"{n}×{n} input (padding {pad_total} in total); choose a stride that divides "
+            f"{n}×{n} input ({pad_desc}); choose a stride that divides "
             f"{span} (one of {divisors[:8]}) or change the padding"
         )
     return span // stride + 1
@@ -123,7 +125,8 @@ def conv_output_size(
         formula = f"({n} - {f} + {padding})/{stride} + 1"
     else:
         raise ValueError(f"convention must be 'per_side' or 'total', got {convention!r}")
-    return _fit(n, f, stride, pad_total, formula, "filter")
+    pad_desc = f"padding {padding} {'per side' if convention == 'per_side' else 'in total'}"
+    return _fit(n, f, stride, pad_total, formula, "filter", pad_desc)
 
 
 def pool_output_size(n: int, f: int = 2, stride: int = 2) -> int:
@@ -135,7 +138,7 @@ def pool_output_size(n: int, f: int = 2, stride: int = 2) -> int:
     n = _check_int("n", n, 1)
     f = _check_int("f", f, 1)
     stride = _check_int("stride", stride, 1)
-    return _fit(n, f, stride, 0, f"({n} - {f})/{stride} + 1", "pooling window")
+    return _fit(n, f, stride, 0, f"({n} - {f})/{stride} + 1", "pooling window", "no padding")
 
 
 def same_padding(f: int) -> int:
@@ -310,36 +313,31 @@ def _spatial(shape: tuple[Any, ...] | None, data_format: str | None) -> int | No
     return math.prod(dims)
 
 
+def _classes(keras: Any, *names: str) -> tuple[type, ...]:
+    """The ``keras.layers`` classes of these names that exist in this Keras version."""
+    return tuple(c for c in (getattr(keras.layers, n, None) for n in names) if c is not None)
+
+
 def _layer_macs(layer: Any, inputs: list[Any], outputs: list[Any], keras: Any) -> int | None:
     """MACs of one call of ``layer`` for one example (None when a needed dim is unknown)."""
     L = keras.layers
     out_shape = _shape_of(outputs[0]) if outputs else None
     in_shape = _shape_of(inputs[0]) if inputs else None
     fmt = getattr(layer, "data_format", None)
-    transpose = tuple(
-        c
-        for c in (
-            getattr(L, n, None) for n in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
-        )
-        if c
-    )
-    separable = tuple(
-        c for c in (getattr(L, n, None) for n in ("SeparableConv1D", "SeparableConv2D")) if c
-    )
-    depthwise = tuple(
-        c for c in (getattr(L, n, None) for n in ("DepthwiseConv1D", "DepthwiseConv2D")) if c
-    )
-    conv = tuple(c for c in (getattr(L, n, None) for n in ("Conv1D", "Conv2D", "Conv3D")) if c)
-    if transpose and isinstance(layer, transpose):
+    transpose = _classes(keras, "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+    separable = _classes(keras, "SeparableConv1D", "SeparableConv2D")
+    depthwise = _classes(keras, "DepthwiseConv1D", "DepthwiseConv2D")
+    conv = _classes(keras, "Conv1D", "Conv2D", "Conv3D")
+    if isinstance(layer, transpose):
         # kernel (*k, C_out, C_in): every input value is scattered through the whole kernel.
         n = _spatial(in_shape, fmt)
         return None if n is None else n * _kernel_size(layer.kernel)
-    if separable and isinstance(layer, separable):
+    if isinstance(layer, separable):
         n = _spatial(out_shape, fmt)
         if n is None:
             return None
         return n * (_kernel_size(layer.depthwise_kernel) + _kernel_size(layer.pointwise_kernel))
-    if (depthwise and isinstance(layer, depthwise)) or (conv and isinstance(layer, conv)):
+    if isinstance(layer, depthwise + conv):
         # kernel (*k, C_in/groups, C_out) or depthwise (*k, C_in, multiplier).
         n = _spatial(out_shape, fmt)
         return None if n is None else n * _kernel_size(layer.kernel)
@@ -352,7 +350,8 @@ def _layer_macs(layer: Any, inputs: list[Any], outputs: list[Any], keras: Any) -
 
 def _passthrough_types(keras: Any) -> tuple[type, ...]:
     """Layers whose output is their input, reshaped or unchanged at inference: 0 activations."""
-    names = (
+    return _classes(
+        keras,
         "Flatten",
         "Reshape",
         "Permute",
@@ -367,7 +366,6 @@ def _passthrough_types(keras: Any) -> tuple[type, ...]:
         "ActivityRegularization",
         "InputLayer",
     )
-    return tuple(c for c in (getattr(keras.layers, n, None) for n in names) if c is not None)
 
 
 def _graph(model: Any) -> Any:
@@ -385,11 +383,18 @@ def _trace(model: Any, inputs: list[Any], records: dict[int, list[Any]], keras: 
 
     Recurses into nested models so their layers get concrete shapes even when the nested
     model was built with ``None`` spatial dims. Returns the flat list of output specs.
+    Walks Keras-internal graph attributes (``_nodes_by_depth``, ``node.arguments``, as
+    ``Function._run_through_graph`` does in Keras 3.15); :func:`layer_table` falls back to
+    the shapes recorded at build time if this ever breaks.
     """
     graph = _graph(model)
     if graph is None:
         raise TypeError(f"{type(model).__name__} {model.name!r} has no layer graph")
     tensors = {id(t): s for t, s in zip(graph.inputs, inputs, strict=True)}
+    for t, s in zip(graph.inputs, inputs, strict=True):  # input layers see the caller's specs
+        op = getattr(getattr(t, "_keras_history", None), "operation", None)
+        if op is not None:
+            records.setdefault(id(op), []).append(([], [s]))
     for depth in sorted(graph._nodes_by_depth, reverse=True):
         for node in graph._nodes_by_depth[depth]:
             op = node.operation
@@ -542,7 +547,7 @@ def format_layer_table(df: pd.DataFrame) -> str:
     """The table as aligned text with thousands separators and a final totals line."""
     import pandas as pd
 
-    shown = df.copy()
+    shown = df.reset_index(drop=True)
     shown["output_shape"] = [_format_shape(v) for v in shown["output_shape"]]
     for col in SUM_COLUMNS:
         shown[col] = ["?" if pd.isna(v) else f"{int(v):,}" for v in shown[col]]

@@ -28,6 +28,7 @@ class ModelInfo:
     input_shape: tuple[int, int, int]
     num_classes: int
     preprocessing: str
+    params: int
     min_input_size: int = 32
     tags: tuple[str, ...] = field(default_factory=tuple)
 
@@ -48,10 +49,15 @@ def register_model(
     input_shape: tuple[int, int, int],
     num_classes: int,
     preprocessing: str,
+    params: int,
     min_input_size: int = 32,
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator that registers ``fn`` under its function name with its defaults."""
+    """Decorator that registers ``fn`` under its function name with its defaults.
+
+    ``params`` is the parameter count at the defaults (all weights, BatchNorm moving
+    statistics included); a test builds every model and checks it.
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn.__name__
@@ -66,6 +72,7 @@ def register_model(
             input_shape=tuple(input_shape),
             num_classes=num_classes,
             preprocessing=preprocessing,
+            params=int(params),
             min_input_size=min_input_size,
             tags=tuple(tags),
         )
@@ -76,6 +83,9 @@ def register_model(
 
 def _ensure_registered() -> None:
     # Importing the architecture modules runs their @register_model decorators.
+    from visionkit.backend import require_tensorflow_backend
+
+    require_tensorflow_backend()
     from visionkit.models import classic  # noqa: F401
 
 

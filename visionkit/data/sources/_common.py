@@ -55,7 +55,9 @@ def require_exists(path: str | Path, what: str = "dataset") -> Path:
     """Return ``path`` as a Path, or raise DataError when it does not exist."""
     p = Path(path)
     if not p.exists():
-        raise DataError(f"{p}: {what} path does not exist; check the path (relative to {os.getcwd()})")
+        raise DataError(
+            f"{p}: {what} path does not exist; check the path (relative to {os.getcwd()})"
+        )
     return p
 
 
@@ -79,9 +81,7 @@ def escape_fault(file: str | Path, where: str | int | None, target: str, root: s
     )
 
 
-def resolve_in_root(
-    target: str, bases: Iterable[Path], root: Path
-) -> tuple[Path | None, bool]:
+def resolve_in_root(target: str, bases: Iterable[Path], root: Path) -> tuple[Path | None, bool]:
     """Find ``target`` under the first of ``bases`` where it exists, staying inside ``root``.
 
     Returns ``(path, escaped)``: ``path`` is the existing file (or ``None``); ``escaped`` is
@@ -122,15 +122,21 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return width, height
 
 
-def list_images(folder: Path, faults: list[Fault] | None = None) -> list[Path]:
+def list_images(
+    folder: Path, faults: list[Fault] | None = None, root: Path | None = None
+) -> list[Path]:
     """Image files directly in ``folder`` (sorted, hidden files ignored).
 
     Other files are reported in ``faults`` as ``not_an_image`` and skipped; subfolders are
-    ignored.
+    ignored. With ``root``, files (symlinks) resolving outside it are ``path_escapes_root``.
     """
     out = []
     for p in visible_entries(folder):
         if p.is_dir():
+            continue
+        if root is not None and not is_inside(p, root):
+            if faults is not None:
+                faults.append(escape_fault(p, None, str(p), root))
             continue
         if is_image_file(p):
             out.append(p)

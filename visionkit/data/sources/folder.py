@@ -106,7 +106,7 @@ def load_folder(path: str | Path, *, split: str | None = None, task: str | None 
                     )
                 )
                 continue
-            for img in list_images(entry, faults):
+            for img in list_images(entry, faults, root):
                 examples.append(Example(image_path=str(img), label=index[entry.name]))
     if not examples:
         raise DataError(

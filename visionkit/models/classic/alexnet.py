@@ -17,6 +17,7 @@ from visionkit.models.registry import register_model
     input_shape=(227, 227, 3),
     num_classes=1000,
     preprocessing=PIXELS_TO_UNIT,
+    params=62_378_344,
     min_input_size=67,
 )
 def alexnet(

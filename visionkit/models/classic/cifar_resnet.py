@@ -52,7 +52,7 @@ def build_cifar_resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _register(name: str, depth: int, residual: bool, params: str):
+def _register(name: str, depth: int, residual: bool, params: int, trainable: int):
     def builder(*, num_classes: int = 10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
         return build_cifar_resnet(
             name,
@@ -66,7 +66,8 @@ def _register(name: str, depth: int, residual: bool, params: str):
     kind = "ResNet" if residual else "plain net (no shortcuts)"
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = (
-        f"CIFAR-10 {kind}, {depth} layers (n = {(depth - 2) // 6}); {params} parameters.\n\n"
+        f"CIFAR-10 {kind}, {depth} layers (n = {(depth - 2) // 6}); {trainable:,} trainable "
+        f"parameters ({params:,} with BatchNorm statistics).\n\n"
         f"{build_cifar_resnet.__doc__}\n"
         "Input: (32, 32, 3) uint8-range RGB; x / 255 inside the model.\n"
     )
@@ -77,16 +78,15 @@ def _register(name: str, depth: int, residual: bool, params: str):
         input_shape=(32, 32, 3),
         num_classes=10,
         preprocessing=PIXELS_TO_UNIT,
+        params=params,
         min_input_size=8,
     )(builder)
 
 
-resnet20 = _register("resnet20", 20, True, "269,722 trainable (271,098 with BatchNorm statistics)")
-resnet32 = _register("resnet32", 32, True, "464,154 trainable (466,426 with BatchNorm statistics)")
-resnet44 = _register("resnet44", 44, True, "658,586 trainable (661,754 with BatchNorm statistics)")
-resnet56 = _register("resnet56", 56, True, "853,018 trainable (857,082 with BatchNorm statistics)")
-resnet110 = _register(
-    "resnet110", 110, True, "1,727,962 trainable (1,736,058 with BatchNorm statistics)"
-)
-plain20 = _register("plain20", 20, False, "269,722 trainable (271,098 with BatchNorm statistics)")
-plain56 = _register("plain56", 56, False, "853,018 trainable (857,082 with BatchNorm statistics)")
+resnet20 = _register("resnet20", 20, True, 271_098, 269_722)
+resnet32 = _register("resnet32", 32, True, 466_426, 464_154)
+resnet44 = _register("resnet44", 44, True, 661_754, 658_586)
+resnet56 = _register("resnet56", 56, True, 857_082, 853_018)
+resnet110 = _register("resnet110", 110, True, 1_736_058, 1_727_962)
+plain20 = _register("plain20", 20, False, 271_098, 269_722)
+plain56 = _register("plain56", 56, False, 857_082, 853_018)

@@ -40,6 +40,7 @@ def _aux_head(x, num_classes: int, activation: str | None, name: str):
     input_shape=(224, 224, 3),
     num_classes=1000,
     preprocessing=PIXELS_TO_UNIT,
+    params=6_998_552,
     min_input_size=32,
 )
 def googlenet(

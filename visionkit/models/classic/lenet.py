@@ -16,6 +16,7 @@ from visionkit.models.registry import register_model
     input_shape=(32, 32, 1),
     num_classes=10,
     preprocessing=PIXELS_TO_UNIT,
+    params=61_706,
     min_input_size=32,
 )
 def lenet5(

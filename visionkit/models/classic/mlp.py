@@ -16,6 +16,7 @@ from visionkit.models.registry import register_model
     input_shape=(32, 32, 3),
     num_classes=10,
     preprocessing=PIXELS_TO_UNIT,
+    params=1_347_010,
     min_input_size=1,
 )
 def mlp_cifar(

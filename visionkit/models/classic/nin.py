@@ -34,6 +34,7 @@ def nin_block(x, filters: int, kernel_size: int, strides: int, *, name: str):
     input_shape=(32, 32, 3),
     num_classes=10,
     preprocessing=PIXELS_TO_UNIT,
+    params=2_015_398,
     min_input_size=16,
 )
 def nin(

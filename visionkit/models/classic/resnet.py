@@ -61,7 +61,15 @@ Options: ``include_top=False`` (features only), ``classifier_activation=None`` (
 
 
 def _register(
-    name: str, blocks, *, bottleneck: bool, residual: bool, title: str, counts: str, extra: str = ""
+    name: str,
+    blocks,
+    *,
+    bottleneck: bool,
+    residual: bool,
+    title: str,
+    params: int,
+    trainable: int,
+    extra: str = "",
 ):
     def builder(*, num_classes: int = 1000, input_shape=(224, 224, 3), **kwargs) -> keras.Model:
         return build_resnet(
@@ -80,7 +88,7 @@ def _register(
         extra=extra,
         blocks="-".join(map(str, blocks)),
         kind="bottleneck (1×1, 3×3, 1×1; stride on the 3×3)" if bottleneck else "basic (two 3×3)",
-        counts=counts,
+        counts=f"Trainable parameters {trainable:,}; {params:,} with BatchNorm moving statistics.",
     )
     return register_model(
         task="classify",
@@ -89,6 +97,7 @@ def _register(
         input_shape=(224, 224, 3),
         num_classes=1000,
         preprocessing=PIXELS_TO_UNIT,
+        params=params,
         min_input_size=32,
     )(builder)
 
@@ -99,55 +108,68 @@ resnet18 = _register(
     bottleneck=False,
     residual=True,
     title="ResNet-18",
-    counts="Trainable parameters 11,689,512 (torchvision's count); 11,699,112 with BatchNorm moving statistics.",
+    params=11_699_112,
+    trainable=11_689_512,
 )
+
 resnet34 = _register(
     "resnet34",
     (3, 4, 6, 3),
     bottleneck=False,
     residual=True,
     title="ResNet-34",
-    counts="Trainable parameters 21,797,672; 21,814,696 with BatchNorm moving statistics.",
+    params=21_814_696,
+    trainable=21_797_672,
 )
+
 resnet50 = _register(
     "resnet50",
     (3, 4, 6, 3),
     bottleneck=True,
     residual=True,
     title="ResNet-50",
-    counts="Trainable parameters 25,557,032; 25,610,152 with BatchNorm moving statistics.",
+    params=25_610_152,
+    trainable=25_557_032,
 )
+
 resnet101 = _register(
     "resnet101",
     (3, 4, 23, 3),
     bottleneck=True,
     residual=True,
     title="ResNet-101",
-    counts="Trainable parameters 44,549,160; 44,654,504 with BatchNorm moving statistics.",
+    params=44_654_504,
+    trainable=44_549_160,
 )
+
 resnet152 = _register(
     "resnet152",
     (3, 8, 36, 3),
     bottleneck=True,
     residual=True,
     title="ResNet-152",
-    counts="Trainable parameters 60,192,808; 60,344,232 with BatchNorm moving statistics.",
+    params=60_344_232,
+    trainable=60_192_808,
 )
+
 plain18 = _register(
     "plain18",
     (2, 2, 2, 2),
     bottleneck=False,
     residual=False,
     title="Plain-18",
+    params=11_523_496,
+    trainable=11_515_688,
     extra=", the no-shortcut baseline of Fig. 4",
-    counts="ResNet-18 without skip connections.",
 )
+
 plain34 = _register(
     "plain34",
     (3, 4, 6, 3),
     bottleneck=False,
     residual=False,
     title="Plain-34",
+    params=21_639_080,
+    trainable=21_623_848,
     extra=", the no-shortcut baseline of Fig. 4",
-    counts="ResNet-34 without skip connections.",
 )

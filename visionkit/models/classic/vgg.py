@@ -67,13 +67,13 @@ Input: (224, 224, 3) uint8-range RGB; x / 255 inside the model.
 """
 
 
-def _register(name: str, title: str, params: str):
+def _register(name: str, title: str, params: int, note: str = ""):
     def builder(*, num_classes: int = 1000, input_shape=(224, 224, 3), **kwargs) -> keras.Model:
         return _vgg(name, num_classes=num_classes, input_shape=input_shape, **kwargs)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = _DOC.format(
-        title=title, convs="-".join(map(str, _CONFIGS[name])), params=params
+        title=title, convs="-".join(map(str, _CONFIGS[name])), params=f"{params:,}{note}"
     )
     return register_model(
         task="classify",
@@ -82,15 +82,17 @@ def _register(name: str, title: str, params: str):
         input_shape=(224, 224, 3),
         num_classes=1000,
         preprocessing=PIXELS_TO_UNIT,
+        params=params,
         min_input_size=32,
     )(builder)
 
 
-vgg11 = _register("vgg11", "VGG-11 (configuration A)", "132,863,336")
-vgg13 = _register("vgg13", "VGG-13 (configuration B)", "133,047,848")
+vgg11 = _register("vgg11", "VGG-11 (configuration A)", 132_863_336)
+vgg13 = _register("vgg13", "VGG-13 (configuration B)", 133_047_848)
 vgg16 = _register(
     "vgg16",
     "VGG-16 (configuration D)",
-    "138,357,544 (138,344,128 weights + 13,416 biases; 14,714,688 without the classifier)",
+    138_357_544,
+    " (138,344,128 weights + 13,416 biases; 14,714,688 without the classifier)",
 )
-vgg19 = _register("vgg19", "VGG-19 (configuration E)", "143,667,240")
+vgg19 = _register("vgg19", "VGG-19 (configuration E)", 143_667_240)

@@ -1,0 +1,125 @@
+"""The command line: --help everywhere, the model table, the dataset doctor's exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionkit.cli import build_parser, main
+
+HELP_COMMANDS = [[], ["models"], ["data"], ["data", "check"], ["data", "show"]]
+
+
+@pytest.mark.parametrize("words", HELP_COMMANDS, ids=lambda w: " ".join(w) or "visionkit")
+def test_help_works_for_every_command(words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*words, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: visionkit")
+    assert len(out.splitlines()) > 3
+
+
+def test_console_script_is_installed():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="visionkit")
+    assert script.value == "visionkit.cli:main"
+
+
+def test_version(capsys):
+    from visionkit import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"visionkit {__version__}"
+
+
+def test_models_table_lists_every_model(capsys):
+    from visionkit.models import list_models, model_info
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in list_models():
+        assert f"{model_info(name).params:,}" in out
+    assert "lenet5" in out and "61,706" in out
+
+
+def test_models_json(capsys):
+    from visionkit.models import list_models
+
+    assert main(["models", "--json", "--task", "classify"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list_models(task="classify")
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["vgg16"]["params"] == 138_357_544
+    assert by_name["alexnet"]["input"] == "227x227x3"
+
+
+def _image_folder(root, corrupt: bool = False):
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    if corrupt:
+        (root / "dogs" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def test_data_check_clean_folder_exits_0(tmp_path, capsys):
+    root = _image_folder(tmp_path / "set")
+    assert main(["data", "check", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 6
+    assert report["classes"] == {"cats": 3, "dogs": 3}
+    assert report["faults"] == []
+
+
+def test_data_check_finds_the_broken_file_and_exits_1(tmp_path, capsys):
+    root = _image_folder(tmp_path / "set", corrupt=True)
+    assert main(["data", "check", str(root), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["file"].endswith("broken.jpg"), f["kind"]) for f in report["faults"]] == [
+        (True, "not_an_image")
+    ]
+
+
+def test_data_check_strict_stops_at_the_first_fault(tmp_path, capsys):
+    root = _image_folder(tmp_path / "set", corrupt=True)
+    assert main(["data", "check", str(root), "strict=true"]) == 1
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_data_check_unusable_input_exits_2(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_unknown_key_names_the_closest_valid_one(tmp_path, capsys):
+    root = _image_folder(tmp_path / "set")
+    assert main(["data", "check", str(root), "formt=folder"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'formt'" in err and "Did you mean 'format'?" in err
+
+
+def test_malformed_token_is_an_error(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path), "format"]) == 2
+    assert "expected key=value" in capsys.readouterr().err
+
+
+def test_raccoon_checks_clean(shared, capsys):
+    csv = shared("data", "raccoon", "raccoon_labels.csv")
+    assert main(["data", "check", str(csv), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 200 and report["boxes"] == 217
+
+
+def test_parser_has_the_documented_commands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"models", "data"} <= set(sub.choices)

@@ -1,0 +1,254 @@
+"""The ``visionkit`` command line: ``visionkit COMMAND ... key=value ...``.
+
+Commands in this version:
+
+  visionkit models [--task TASK] [--json]        the model zoo as a table
+  visionkit data check PATH [key=value] [--json] the dataset doctor
+  visionkit data show PATH [key=value]           a grid of augmented examples (PNG)
+
+Every command takes ``--help``. Nothing below this module imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from visionkit import __version__
+from visionkit.backend import import_tensorflow_quietly, quiet_tensorflow
+from visionkit.config import ConfigError, parse_overrides, validate_keys
+
+EPILOG = """examples:
+  visionkit models
+  visionkit models --task classify --json
+  visionkit data check ../shared/data/raccoon format=csv
+  visionkit data check path/to/coco128 task=detect --json
+  visionkit data show path/to/images n=16 out=grid.png
+"""
+
+DATA_KEYS: dict[str, Any] = {
+    "format": str,
+    "task": str,
+    "split": str,
+    "strict": bool,
+    "max_pixels": int,
+    "duplicates": bool,
+    "progress": bool,
+}
+SHOW_KEYS: dict[str, Any] = {
+    "format": str,
+    "task": str,
+    "split": str,
+    "n": int,
+    "out": str,
+    "imgsz": int,
+    "augment": bool,
+    "seed": int,
+}
+LOAD_KEYS = ("format", "task", "split")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionkit",
+        description="Transfer-learning computer vision on TensorFlow/Keras: data, models, training, export.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"visionkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = commands.add_parser(
+        "models",
+        help="list the registered models with their parameters, input size and paper",
+        description="List every registered model: name, task, parameters (at the default input "
+        "size and number of classes), default input shape and the paper it follows.",
+    )
+    models.add_argument(
+        "--task", choices=("classify", "detect", "segment"), help="only models of this task"
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(handler=cmd_models)
+
+    data = commands.add_parser(
+        "data", help="check or look at a dataset", description="Dataset tools."
+    )
+    data_commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    check = data_commands.add_parser(
+        "check",
+        help="the dataset doctor: counts, image sizes and every fault with its file",
+        description="Read a dataset in any supported format and report counts, image sizes and "
+        "every fault (unreadable or truncated images, boxes outside the image, unknown classes, "
+        "mask problems, duplicates...). Exit code 0 when clean, 1 when faults were found, "
+        "2 when the input is unusable.",
+        epilog="keys: format=folder|csv|coco|voc|yolo|masks|idx|tfds  task=classify|detect|segment  "
+        "split=NAME  strict=true (stop at the first fatal fault)  max_pixels=N  duplicates=false  "
+        "progress=false",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("path", help="dataset folder or annotation file, or tfds:NAME")
+    check.add_argument("overrides", nargs="*", metavar="key=value", help="options, see below")
+    check.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the report"
+    )
+    check.set_defaults(handler=cmd_data_check)
+
+    show = data_commands.add_parser(
+        "show",
+        help="draw augmented examples with their labels, boxes and masks to a PNG grid",
+        description="Draw n examples after augmentation, with class names, boxes and masks.",
+        epilog="keys: format=...  task=...  split=NAME  n=16  out=grid.png  imgsz=256  augment=true  seed=0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("path", help="dataset folder or annotation file")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help="options, see below")
+    show.set_defaults(handler=cmd_data_show)
+    data.set_defaults(handler=lambda args: _missing_subcommand(data))
+    return parser
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from visionkit.models import list_models, model_info
+
+    rows = []
+    for name in list_models(task=args.task):
+        info = model_info(name)
+        rows.append(
+            {
+                "name": name,
+                "task": info.task,
+                "params": info.params,
+                "input": "x".join(str(d) for d in info.input_shape),
+                "classes": info.num_classes,
+                "paper": info.paper,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    headers = ("name", "task", "params", "input", "classes", "paper")
+    cells = [
+        [r["name"], r["task"], f"{r['params']:,}", r["input"], str(r["classes"]), r["paper"]]
+        for r in rows
+    ]
+    widths = [
+        max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    right = {2, 4}
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for c in cells:
+        print(line(c))
+    print(
+        f"\n{len(rows)} models. Build one with visionkit.models.create_model(NAME, num_classes=..., input_shape=...)."
+    )
+    return 0
+
+
+def _load(path: str, options: dict[str, Any]):
+    from visionkit.data import load_dataset
+
+    kwargs = {k: options[k] for k in LOAD_KEYS if options.get(k) is not None}
+    fmt = kwargs.pop("format", None)
+    return load_dataset(path, format=fmt, **kwargs)
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from visionkit.data import DataError, check_dataset, format_report
+    from visionkit.data.doctor import DatasetFaultError
+
+    options = parse_overrides(args.overrides)
+    validate_keys(options, DATA_KEYS, where="visionkit data check")
+    try:
+        dataset = _load(args.path, options)
+    except DataError as err:
+        _report_error(err, as_json=args.json)
+        return 2
+    try:
+        report = check_dataset(
+            dataset,
+            strict=bool(options.get("strict", False)),
+            progress=bool(options.get("progress", not args.json)),
+            hash_duplicates=bool(options.get("duplicates", True)),
+            **({"max_pixels": options["max_pixels"]} if "max_pixels" in options else {}),
+        )
+    except DatasetFaultError as err:
+        _report_error(err, as_json=args.json)
+        return 1
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        print(format_report(report))
+    return report.exit_code
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from visionkit.data import DataError, show_examples
+
+    options = parse_overrides(args.overrides)
+    validate_keys(options, SHOW_KEYS, where="visionkit data show")
+    try:
+        dataset = _load(args.path, options)
+    except DataError as err:
+        _report_error(err, as_json=False)
+        return 2
+    out = options.get("out", "grid.png")
+    show_examples(
+        dataset,
+        task=dataset.task,
+        n=int(options.get("n", 16)),
+        imgsz=options.get("imgsz", 256),
+        augment=bool(options.get("augment", True)),
+        seed=int(options.get("seed", 0)),
+        out=out,
+    )
+    print(
+        f"wrote {out}: {options.get('n', 16)} {'augmented ' if options.get('augment', True) else ''}examples of {args.path}"
+    )
+    return 0
+
+
+def _report_error(err: Exception, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": str(err)}))
+    else:
+        print(f"visionkit: error: {err}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``visionkit`` console script; returns the exit code."""
+    quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as err:
+        print(f"visionkit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("visionkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

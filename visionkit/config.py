@@ -1,0 +1,91 @@
+"""Command-line ``key=value`` overrides: parsing, typing and validation against known keys.
+
+Values are parsed as YAML scalars with ``yaml.safe_load`` (``epochs=3`` → 3,
+``strict=true`` → True, ``imgsz=[224,224]`` → a list); a token that is not ``key=value``
+or a key the command does not know is an error that names it and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it and what to do."""
+
+
+def closest_key(key: str, valid: Iterable[str]) -> str | None:
+    """The valid key most like ``key``, or None when nothing is close."""
+    matches = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["epochs=3", "data=path/to/set"]`` into ``{"epochs": 3, "data": "path/to/set"}``."""
+    out: dict[str, Any] = {}
+    for token in tokens:
+        key, sep, raw = token.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"expected key=value, got {token!r}; for example `epochs=10` or `data=path/to/images`"
+            )
+        if key in out:
+            raise ConfigError(f"key {key!r} given twice")
+        out[key] = parse_value(raw)
+    return out
+
+
+def parse_value(raw: str) -> Any:
+    """A YAML scalar (bool, int, float, null, list) or, failing that, the raw string."""
+    if raw == "":
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and _FLOAT.fullmatch(raw.strip()):
+        return float(raw)  # YAML 1.1 reads "1e-3" as text; users mean a number
+    # Keep paths and names that YAML would turn into something else (e.g. "1e3" folders) as text
+    # only when YAML produced a mapping: a key=value token never means a nested mapping.
+    return raw if isinstance(value, dict) else value
+
+
+def validate_keys(
+    values: Mapping[str, Any], valid: Mapping[str, type | tuple[type, ...]], *, where: str
+) -> None:
+    """Reject unknown keys (naming the closest valid one) and values of the wrong type."""
+    for key, value in values.items():
+        if key not in valid:
+            near = closest_key(key, valid)
+            hint = f" Did you mean {near!r}?" if near else ""
+            raise ConfigError(
+                f"unknown key {key!r} for {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
+            )
+        expected = valid[key]
+        if value is not None and not _is_instance(value, expected):
+            names = " or ".join(
+                t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))
+            )
+            raise ConfigError(
+                f"{where}: key {key!r} must be {names}, got {value!r} ({type(value).__name__})"
+            )
+
+
+def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in types:
+        return False
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    if str in types and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True  # a folder called "2024" is still a path
+    return isinstance(value, types)
