@@ -26,10 +26,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from visionkit.data.types import Dataset, Example  # noqa: E402
+from visionkit.data.types import Dataset, Example
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -41,7 +41,9 @@ def _try_loader(path: Path, **kw) -> Dataset | None:
         ds = load_dataset(path, **kw)
         return ds if len(ds) else None
     except Exception as exc:  # the loader is optional here: fall back to direct reading
-        print(f"  (loader could not read {path}: {type(exc).__name__}: {exc}; reading files directly)")
+        print(
+            f"  (loader could not read {path}: {type(exc).__name__}: {exc}; reading files directly)"
+        )
         return None
 
 
@@ -62,7 +64,7 @@ def cats_dogs(root: Path) -> tuple[Dataset, str]:
 
 def coco128(root: Path) -> tuple[Dataset, str]:
     folder = root / "coco128"
-    ds = _try_loader(folder, format="yolo", task="detect", split="train2017")
+    ds = _try_loader(folder, format="yolo", task="detect", split="train")
     if ds is not None:
         return ds, "loader"
     images = sorted((folder / "images" / "train2017").glob("*.jpg"))

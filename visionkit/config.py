@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -71,7 +70,7 @@ def validate_keys(
                 f"unknown key {key!r} for {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
             )
         expected = valid[key]
-        if value is not None and not _is_instance(value, expected):
+        if value is not None and not matches_type(value, expected):
             names = " or ".join(
                 t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))
             )
@@ -80,12 +79,14 @@ def validate_keys(
             )
 
 
-def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
+def matches_type(value: Any, expected: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` fits ``expected``: ints count as floats, bools only as bools, and
+    numbers as strings where a string is expected but no number is (a folder named 2024)."""
     types = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool) and bool not in types:
-        return False
-    if float in types and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
         return True
-    if str in types and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return True  # a folder called "2024" is still a path
+    if isinstance(value, (int, float)) and str in types and int not in types and float not in types:
+        return True
     return isinstance(value, types)

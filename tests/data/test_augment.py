@@ -98,13 +98,28 @@ def check_follows(
             for j in kept:
                 x0, y0, x1, y1 = boxes[j]
                 # pixel i spans [i, i + 1]; the box encloses the painted pixels ...
-                inside = (xs >= x0 - tol) & (xs + 1 <= x1 + tol) & (ys >= y0 - tol) & (ys + 1 <= y1 + tol)
+                inside = (
+                    (xs >= x0 - tol)
+                    & (xs + 1 <= x1 + tol)
+                    & (ys >= y0 - tol)
+                    & (ys + 1 <= y1 + tol)
+                )
                 assert inside.any(), f"class {k}: box {boxes[j]} has no painted pixels"
                 covered |= inside
                 # ... tightly
                 bx, by = xs[inside], ys[inside]
-                assert x0 >= bx.min() - tol and x1 <= bx.max() + 1 + tol, (k, boxes[j], bx.min(), bx.max())
-                assert y0 >= by.min() - tol and y1 <= by.max() + 1 + tol, (k, boxes[j], by.min(), by.max())
+                assert x0 >= bx.min() - tol and x1 <= bx.max() + 1 + tol, (
+                    k,
+                    boxes[j],
+                    bx.min(),
+                    bx.max(),
+                )
+                assert y0 >= by.min() - tol and y1 <= by.max() + 1 + tol, (
+                    k,
+                    boxes[j],
+                    by.min(),
+                    by.max(),
+                )
             if require_covered:
                 assert covered.all(), f"class {k}: painted pixels outside every box"
         else:
@@ -340,3 +355,15 @@ def test_config_defaults_and_unknown_keys():
     assert cfg.mixup_prob == 0.2 and cfg.scale == (0.8, 1.2)
     with pytest.raises(ValueError, match="did you mean 'mosaic_prob'"):
         AugmentConfig.from_dict({"mosiac_prob": 0.5}, "detect")
+
+
+def test_colour_matrix_identity_and_grey_preserved():
+    from visionkit.data.augment.colour import colour_matrix
+
+    m, t = colour_matrix(1.0, 1.0, 1.0, 0.0, tf.constant(80.0))
+    np.testing.assert_allclose(m.numpy(), np.eye(3), atol=1e-5)
+    np.testing.assert_allclose(t.numpy(), 0.0, atol=1e-4)
+    # saturation 0 gives grey; a hue rotation leaves grey pixels grey
+    m, t = colour_matrix(1.0, 1.0, 0.0, 0.1, tf.constant(80.0))
+    px = tf.constant([[200.0, 30.0, 60.0]]) @ m + t
+    assert np.ptp(px.numpy()) < 1e-3

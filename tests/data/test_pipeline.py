@@ -88,7 +88,7 @@ def test_detect_batches_format_and_boxes_follow():
         assert x.shape == (3, S, S, 3) and x.dtype == np.float32
         assert y["boxes"].shape == (3, 7, 4) and y["boxes"].dtype == np.float32
         assert y["classes"].shape == (3, 7) and y["classes"].dtype == np.int32
-        for img, boxes, classes in zip(x, y["boxes"], y["classes"]):
+        for img, boxes, classes in zip(x, y["boxes"], y["classes"], strict=False):
             n = int((classes >= 0).sum())
             assert (classes[n:] == -1).all() and (boxes[n:] == 0).all()
             assert (boxes[:n] >= 0).all() and (boxes[:n] <= S).all()
@@ -158,7 +158,7 @@ def test_determinism_epochs_and_controls():
 
     a, b = make(3), make(3)
     a0, b0 = batches(a), batches(b)
-    for p, q in zip(a0, b0):
+    for p, q in zip(a0, b0, strict=False):
         tf.nest.map_structure(np.testing.assert_array_equal, p, q)
     a1 = batches(a)  # second iteration = next epoch: different augmentation
     assert not np.array_equal(a0[0][0], a1[0][0])
@@ -208,3 +208,15 @@ def test_controls_standalone():
     assert int(c._next_epoch()) == 0 and int(c._next_epoch()) == 1
     c.set_epoch(7)
     assert int(c._next_epoch()) == 7
+
+
+def test_keras_fit_advances_epochs():
+    import keras
+
+    ds = build_pipeline(dataset("classify"), imgsz=16, batch=3, training=True, seed=0)
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(ds, epochs=3, verbose=0, shuffle=False)
+    assert int(ds.controls.epoch.numpy()) == 3

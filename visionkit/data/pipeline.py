@@ -420,7 +420,7 @@ def build_pipeline(
       drop_remainder: drop the last incomplete batch.
       mask_value_map: mask value remapping, e.g. ``{255: 1}``.
       controls: a :class:`PipelineControls` to steer epoch/Mosaic/MixUp; one is created
-        otherwise and attached to the returned dataset as ``.controls`` when possible.
+        otherwise. Either way it is attached to the returned dataset as ``.controls``.
     """
     task = task or dataset.task
     if task not in TASKS:
@@ -464,13 +464,11 @@ def build_pipeline(
     ds = ds.batch(batch, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     num_batches = n // batch if drop_remainder else -(-n // batch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
-    ds = ds.map(_Finisher(task, dataset.num_classes or table.n, cfg, training, seed), num_parallel_calls=AUTOTUNE).prefetch(
-        AUTOTUNE
-    )
-    try:
-        ds.controls = controls
-    except AttributeError:  # pragma: no cover - depends on the tf.data class
-        pass
+    ds = ds.map(
+        _Finisher(task, dataset.num_classes or table.n, cfg, training, seed),
+        num_parallel_calls=AUTOTUNE,
+    ).prefetch(AUTOTUNE)
+    ds.controls = controls  # tf.data datasets are plain Python objects: attach the knobs
     return ds
 
 

@@ -11,8 +11,6 @@ atomically (temporary file in the same folder, then ``os.replace``).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from visionkit.data.types import Dataset
+from visionkit.io import save_figure
 
 CELL_INCHES = 2.0  # each grid cell is CELL_INCHES × CELL_INCHES at ``dpi``
 
@@ -96,17 +95,33 @@ def show_examples(
             text = _name(names, int(top[0]))
             if y[top[1]] > 1e-3:
                 text = f"{text} {y[top[0]]:.2f} / {_name(names, int(top[1]))} {y[top[1]]:.2f}"
-            ax.text(2, 2, text, fontsize=7, va="top", color="white",
-                    bbox=dict(facecolor="black", alpha=0.6, pad=1, lw=0))
+            ax.text(
+                2,
+                2,
+                text,
+                fontsize=7,
+                va="top",
+                color="white",
+                bbox=dict(facecolor="black", alpha=0.6, pad=1, lw=0),
+            )
         elif task == "detect":
             boxes, classes = targets["boxes"].numpy()[i], targets["classes"].numpy()[i]
-            for (x0, y0, x1, y1), k in zip(boxes, classes):
+            for (x0, y0, x1, y1), k in zip(boxes, classes, strict=False):
                 if k < 0:
                     continue
                 c = palette[int(k) % len(palette)]
-                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=1))
-                ax.text(x0, y0, _name(names, int(k)), fontsize=6, va="bottom", color="black",
-                        bbox=dict(facecolor=c, alpha=0.8, pad=0.5, lw=0))
+                ax.add_patch(
+                    Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=1)
+                )
+                ax.text(
+                    x0,
+                    y0,
+                    _name(names, int(k)),
+                    fontsize=6,
+                    va="bottom",
+                    color="black",
+                    bbox=dict(facecolor=c, alpha=0.8, pad=0.5, lw=0),
+                )
         else:
             mask = targets.numpy()[i]
             overlay = np.zeros((*mask.shape, 4))
@@ -115,20 +130,5 @@ def show_examples(
             overlay[..., 3] = np.where(valid, 0.45, 0.0)
             ax.imshow(overlay, interpolation="nearest")
     if out is not None:
-        save_figure(fig, out)
+        save_figure(fig, out, tight=False, close=False)
     return fig
-
-
-def save_figure(fig: Figure, path: str) -> None:
-    """Save ``fig`` as PNG atomically: a temporary file in the same folder, then replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=fig.dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -43,6 +43,34 @@ def adjust_hue(image: tf.Tensor, delta) -> tf.Tensor:
     return tf.image.adjust_hue(image / 255.0, delta) * 255.0
 
 
+def colour_matrix(brightness, contrast, saturation, hue, mean_grey) -> tuple[tf.Tensor, tf.Tensor]:
+    """The 3×3 matrix M and offset t with ``x' = x @ M + t`` that applies brightness,
+    contrast (about ``mean_grey`` of the input), saturation factors and a hue rotation of
+    ``hue`` turns (rotation of the chroma plane in YIQ space, a linear stand-in for an HSV
+    hue shift), in that order."""
+    eye = tf.eye(3)
+    w = _GREY[:, None]  # (3, 1): x @ w = grey
+    ones = tf.ones((1, 3))
+    m = brightness * eye
+    t = tf.zeros((1, 3))
+    # contrast: mean + c (x − mean), mean of the brightness-scaled image
+    mean = brightness * mean_grey
+    m = contrast * m
+    t = contrast * t + (1.0 - contrast) * mean * ones
+    # saturation: g + s (x − g), g = x @ w broadcast to 3 channels
+    sat = saturation * eye + (1.0 - saturation) * (w @ ones)
+    m, t = m @ sat, t @ sat
+    # hue: rotate I/Q by 2π·hue
+    to_yiq = tf.constant(
+        [[0.299, 0.596, 0.211], [0.587, -0.274, -0.523], [0.114, -0.322, 0.312]], tf.float32
+    )
+    theta = 2.0 * math.pi * hue
+    c, s = tf.cos(theta), tf.sin(theta)
+    rot = tf.stack([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])
+    hue_m = to_yiq @ rot @ tf.linalg.inv(to_yiq)
+    return m @ hue_m, t @ hue_m
+
+
 def colour_jitter(
     image: tf.Tensor,
     seed: tf.Tensor,
@@ -52,25 +80,25 @@ def colour_jitter(
     hue: float = 0.0,
     prob: float = 1.0,
 ) -> tf.Tensor:
-    """torchvision-style ColorJitter: factors ~ U(1 − m, 1 + m) for brightness, contrast,
-    saturation and a hue shift ~ U(−hue, hue), applied in that order with probability
-    ``prob``. A magnitude of 0 skips that step (no op in the graph)."""
+    """torchvision-style ColorJitter: factors ~ U(1 − m, 1 + m) for brightness, contrast
+    and saturation and a hue rotation ~ U(−hue, hue) turns, applied in that order with
+    probability ``prob``, composed into one 3×3 colour matrix (one pass over the pixels,
+    clipped once at the end rather than after each step)."""
+    if prob <= 0 or not (brightness or contrast or saturation or hue):
+        return image
     s_apply, s_b, s_c, s_s, s_h = split_seed(seed, 5)
 
     def _jitter():
-        x = image
-        if brightness > 0:
-            x = adjust_brightness(x, uniform(s_b, 1 - brightness, 1 + brightness))
-        if contrast > 0:
-            x = adjust_contrast(x, uniform(s_c, 1 - contrast, 1 + contrast))
-        if saturation > 0:
-            x = adjust_saturation(x, uniform(s_s, 1 - saturation, 1 + saturation))
-        if hue > 0:
-            x = adjust_hue(x, uniform(s_h, -hue, hue))
-        return x
+        b = uniform(s_b, 1 - brightness, 1 + brightness) if brightness else 1.0
+        c = uniform(s_c, 1 - contrast, 1 + contrast) if contrast else 1.0
+        sat = uniform(s_s, 1 - saturation, 1 + saturation) if saturation else 1.0
+        h = uniform(s_h, -hue, hue) if hue else 0.0
+        mean_grey = tf.reduce_sum(tf.reduce_mean(image, axis=[0, 1]) * _GREY)
+        m, t = colour_matrix(b, c, sat, h, mean_grey)
+        shape = tf.shape(image)
+        flat = tf.reshape(image, [-1, 3]) @ m + t
+        return tf.reshape(tf.clip_by_value(flat, 0.0, 255.0), shape)
 
-    if prob <= 0 or not (brightness or contrast or saturation or hue):
-        return image
     if prob >= 1:
         return _jitter()
     return tf.cond(uniform(s_apply) < prob, _jitter, lambda: image)

@@ -100,9 +100,9 @@ def filter_small(sample: Sample, min_side: float = 2.0) -> Sample:
 
 def flip_left_right(sample: Sample) -> Sample:
     """Mirror the example horizontally: x ↦ W − x for boxes, columns reversed."""
-    out = _with(sample, image=sample["image"][:, ::-1])
+    out = _with(sample, image=tf.reverse(sample["image"], axis=[1]))
     if "mask" in sample:
-        out["mask"] = sample["mask"][:, ::-1]
+        out["mask"] = tf.reverse(sample["mask"], axis=[1])
     if "boxes" in sample:
         w = tf.cast(tf.shape(sample["image"])[1], tf.float32)
         b = sample["boxes"]

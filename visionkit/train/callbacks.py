@@ -1,0 +1,103 @@
+"""Callbacks of a visionkit run: atomic best-checkpoint keeping, the data pipeline's epoch,
+and a history log that records the stage and the learning rate of every epoch."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from visionkit.io import atomic_path
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model to ``path`` whenever ``monitor`` improves; written atomically, so an
+    interruption or a full disk keeps the previous best. Remembers the best value across
+    stages (pass the same instance to every ``fit``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        best: float | None = None,
+    ):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.mode = (
+            ("max" if "acc" in monitor or monitor.endswith(("f1", "map50", "miou")) else "min")
+            if mode == "auto"
+            else mode
+        )
+        self.best = best if best is not None else (-math.inf if self.mode == "max" else math.inf)
+        self.best_epoch: int | None = None
+
+    def improved(self, value: float) -> bool:
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value) or not self.improved(float(value)):
+            return
+        self.best, self.best_epoch = float(value), epoch
+        try:
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+        except OSError as err:
+            raise OSError(
+                f"could not write the checkpoint {self.path} ({err.strerror or err}); the previous "
+                "checkpoint is intact. Free disk space and rerun with resume=true."
+            ) from err
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Tell the tf.data pipeline which epoch starts, so augmentation is reproducible per
+    epoch and a resumed run sees exactly the data of an uninterrupted one."""
+
+    def __init__(self, controls) -> None:
+        super().__init__()
+        self.controls = controls
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.controls.set_epoch(epoch)
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Append one row per epoch to ``history.csv``: epoch, stage, lr, then the logs.
+
+    Appends (and keeps the header of the first stage), so two-stage runs and resumed runs
+    write one continuous file; rows of epochs that are redone after a resume replace the
+    old ones.
+    """
+
+    def __init__(self, path: str | os.PathLike, stage: str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.stage = stage
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        row = {"epoch": epoch, "stage": self.stage, "lr": _current_lr(self.model)}
+        row.update({k: float(v) for k, v in (logs or {}).items() if k not in ("learning_rate",)})
+        rows = []
+        if self.path.exists():
+            with open(self.path, newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < epoch]
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _current_lr(model) -> float:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return float("nan")
+    lr = optimizer.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)

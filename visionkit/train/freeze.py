@@ -1,0 +1,199 @@
+"""Freezing and unfreezing for fine-tuning, by whole blocks, with BatchNorm kept frozen.
+
+On Keras 3 calling a base with ``training=False`` does not stop ``fit()`` from updating
+BatchNorm moving statistics once the base is unfrozen (keras-team/keras#20285); only
+``layer.trainable = False`` on each BatchNormalization layer does. So ``unfreeze`` leaves
+every BatchNormalization layer frozen unless ``train_bn=True``. A change of ``trainable``
+takes effect after ``compile()``, which both functions redo when the model was compiled.
+
+Blocks: the backbone's layers are grouped into blocks, in order from the stem to the top:
+the backbone's declared block prefixes when ``backbone=`` names one, otherwise the
+``...block<N>`` / ``stage<N>_block<N>`` / ``conv<N>_block<N>`` name prefixes Keras
+applications and the visionkit zoo use. ``unfreeze(model, blocks=2)`` unfreezes the top two.
+Head layers (``head_*`` and ``predictions``) are never frozen by ``freeze_backbone``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HEAD_PREFIXES = ("head_", "predictions", "aux_")
+_BLOCK_PATTERN = re.compile(r"^(.*?block_?\d+[a-z]?)(?:_|$)")
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Trainable and non-trainable parameter counts of a model."""
+
+    trainable: int
+    non_trainable: int
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def __str__(self) -> str:
+        return (
+            f"trainable params: {self.trainable:,} | non-trainable params: {self.non_trainable:,}"
+        )
+
+
+def param_counts(model) -> ParamCounts:
+    """Count the model's trainable and non-trainable weights (BN statistics are non-trainable)."""
+    import numpy as np
+
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    return ParamCounts(trainable, frozen)
+
+
+def is_head(layer) -> bool:
+    """Head layers: the classifier/detector/segmenter layers added on top of a backbone."""
+    return layer.name.startswith(HEAD_PREFIXES)
+
+
+def _is_batch_norm(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _body_layers(model) -> list:
+    import keras
+
+    return [
+        layer
+        for layer in model.layers
+        if not is_head(layer) and not isinstance(layer, keras.layers.InputLayer)
+    ]
+
+
+def _starts_block(name: str, prefix: str) -> bool:
+    """``name`` is ``prefix`` or continues it past a separator (block_1 is not block_10)."""
+    return name.startswith(prefix) and (len(name) == len(prefix) or not name[len(prefix)].isalnum())
+
+
+def block_of(layer_name: str, prefixes: Sequence[str] | None = None) -> str | None:
+    """The block a layer belongs to: the longest matching prefix, or the name pattern."""
+    if prefixes:
+        hits = [p for p in prefixes if _starts_block(layer_name, p)]
+        return max(hits, key=len) if hits else None
+    match = _BLOCK_PATTERN.match(layer_name)
+    return match.group(1) if match else None
+
+
+def model_blocks(model, prefixes: Sequence[str] | None = None) -> list[tuple[str, list]]:
+    """Group the non-head layers into ordered ``(block, layers)`` pairs.
+
+    Layers before the first block (the stem) join the first block; layers between blocks
+    (e.g. a transition pooling) join the block before them, so boundaries stay whole.
+    """
+    groups: list[tuple[str, list]] = []
+    stem: list = []
+    for layer in _body_layers(model):
+        name = block_of(layer.name, prefixes)
+        if name is None:
+            (groups[-1][1] if groups else stem).append(layer)
+        elif groups and groups[-1][0] == name:
+            groups[-1][1].append(layer)
+        else:
+            groups.append((name, [layer]))
+    if not groups:
+        return [("body", stem)] if stem else []
+    groups[0] = (groups[0][0], stem + groups[0][1])
+    return groups
+
+
+def _recompile(model, optimizer=None) -> None:
+    if optimizer is None and getattr(model, "optimizer", None) is None:
+        return
+    import keras
+
+    config = model.get_compile_config() if getattr(model, "compiled", False) else {}
+    if optimizer is None:
+        optimizer = keras.optimizers.deserialize(config["optimizer"])
+    kwargs = {
+        k: config.get(k)
+        for k in ("loss", "loss_weights", "metrics", "weighted_metrics")
+        if config.get(k) is not None
+    }
+    if hasattr(model, "_compile_loss") and getattr(model, "loss", None) is not None:
+        kwargs["loss"] = model.loss
+    model.compile(optimizer=optimizer, **kwargs)
+
+
+def freeze_backbone(model, *, optimizer=None, verbose: bool = True) -> ParamCounts:
+    """Freeze everything but the head; recompile (with ``optimizer`` if given); print the counts."""
+    for layer in model.layers:
+        layer.trainable = is_head(layer)
+    _recompile(model, optimizer)
+    counts = param_counts(model)
+    if verbose:
+        print(f"froze the backbone of {model.name}: {counts}")
+    return counts
+
+
+def unfreeze(
+    model,
+    *,
+    blocks: int | None = None,
+    from_layer: str | None = None,
+    fraction: float | None = None,
+    backbone: str | None = None,
+    block_prefixes: Sequence[str] | None = None,
+    train_bn: bool = False,
+    optimizer=None,
+    verbose: bool = True,
+) -> ParamCounts:
+    """Unfreeze the top of the backbone by whole blocks; BatchNorm stays frozen by default.
+
+    Exactly one of ``blocks`` (the top N blocks; ``-1`` or a number ≥ the block count for
+    all), ``from_layer`` (the block holding that layer and every block above it) or
+    ``fraction`` (the top ⌈F · blocks⌉ blocks) says how much. ``backbone`` names the
+    backbone whose declared block prefixes to use; ``block_prefixes`` gives them directly.
+    Layers below the cut are frozen, the head stays trainable. Recompiles the model
+    (keeping its loss and metrics; a fresh ``optimizer`` when given, e.g. a lower rate).
+    """
+    chosen = [v is not None for v in (blocks, from_layer, fraction)]
+    if sum(chosen) != 1:
+        raise ValueError("pass exactly one of blocks=, from_layer= or fraction=")
+    if block_prefixes is None and backbone is not None:
+        from visionkit.backbones import backbone_info
+
+        block_prefixes = backbone_info(backbone).blocks
+    groups = model_blocks(model, block_prefixes)
+    if not groups:
+        raise ValueError(f"{model.name} has no backbone layers to unfreeze")
+    if blocks is not None:
+        count = len(groups) if blocks < 0 else min(int(blocks), len(groups))
+        start = len(groups) - count
+    elif fraction is not None:
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be within [0, 1], got {fraction}")
+        start = len(groups) - math.ceil(fraction * len(groups))
+    else:
+        names = [[layer.name for layer in group] for _, group in groups]
+        hits = [i for i, group in enumerate(names) if from_layer in group]
+        if not hits:
+            raise ValueError(
+                f"no layer named {from_layer!r} in the backbone of {model.name}; "
+                f"blocks are: {', '.join(name for name, _ in groups)}"
+            )
+        start = hits[0]
+    for i, (_, group) in enumerate(groups):
+        for layer in group:
+            layer.trainable = i >= start and (train_bn or not _is_batch_norm(layer))
+    for layer in model.layers:
+        if is_head(layer):
+            layer.trainable = True
+    _recompile(model, optimizer)
+    counts = param_counts(model)
+    if verbose:
+        opened = [name for name, _ in groups[start:]]
+        shown = ", ".join(opened[:3]) + (f" … ({len(opened)} blocks)" if len(opened) > 3 else "")
+        bn = "trainable" if train_bn else "frozen"
+        print(f"unfroze {shown or 'no blocks'} of {model.name} (BatchNorm {bn}): {counts}")
+    return counts

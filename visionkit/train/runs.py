@@ -1,0 +1,101 @@
+"""Run folders: ``out/name/`` with the resolved config, history, metrics, the best model,
+plots, TensorBoard logs, the resume state and (later) exports.
+
+Layout (design card): ``config.yaml``, ``history.csv``, ``metrics.json``, ``model.keras``,
+``*.png`` plots, ``labels.txt``, ``data_faults.csv`` (skipped files), ``logs/``
+(TensorBoard), ``state/`` (resume), ``export/``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visionkit.config import ConfigError
+from visionkit.io import atomic_path, write_text, write_yaml
+
+
+@dataclass(frozen=True)
+class Run:
+    """Paths of one run folder."""
+
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    config = property(lambda self: self.dir / "config.yaml")
+    history = property(lambda self: self.dir / "history.csv")
+    metrics = property(lambda self: self.dir / "metrics.json")
+    model = property(lambda self: self.dir / "model.keras")
+    labels = property(lambda self: self.dir / "labels.txt")
+    faults = property(lambda self: self.dir / "data_faults.csv")
+    logs = property(lambda self: self.dir / "logs")
+    state = property(lambda self: self.dir / "state")
+    export = property(lambda self: self.dir / "export")
+
+    def read_config(self) -> dict[str, Any]:
+        with open(self.config, encoding="utf-8") as handle:
+            return yaml.safe_load(handle) or {}
+
+
+def _next_free(parent: Path, base: str) -> Path:
+    if not (parent / base).exists():
+        return parent / base
+    k = 2
+    while (parent / f"{base}{k}").exists():
+        k += 1
+    return parent / f"{base}{k}"
+
+
+def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool = False) -> Run:
+    """Create (or, with ``resume``, find) the run folder ``out/name``.
+
+    ``name=None`` picks ``exp``, ``exp2``, ... An existing folder is an error unless
+    ``exist_ok`` (files are replaced) or ``resume`` (training continues from its state).
+    """
+    parent = Path(out)
+    if resume:
+        if not name:
+            raise ConfigError(
+                "resume=true needs name= (the run folder to continue), e.g. name=exp3"
+            )
+        folder = parent / name
+        if not (folder / "config.yaml").exists():
+            raise ConfigError(
+                f"cannot resume {folder}: it has no config.yaml. Check out= and name= "
+                f"(existing runs: {', '.join(sorted(p.name for p in parent.glob('*/config.yaml'))) or 'none'})"
+            )
+        return Run(folder)
+    folder = _next_free(parent, "exp") if not name else parent / name
+    if folder.exists() and any(folder.iterdir()) and not exist_ok:
+        raise ConfigError(
+            f"run folder {folder} already exists; pass exist_ok=true to replace its files, "
+            f"resume=true to continue it, or another name="
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return Run(folder)
+
+
+def save_run_config(run: Run, config: dict[str, Any]) -> None:
+    """Write the fully resolved configuration and the label file."""
+    write_yaml(run.config, config)
+    if config.get("class_names"):
+        write_text(run.labels, "\n".join(config["class_names"]) + "\n")
+
+
+def save_faults(run: Run, faults) -> None:
+    """List the faulty files a run skipped (file, kind, detail, where)."""
+    with atomic_path(run.faults) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "kind", "detail", "where", "fatal"])
+        for f in faults:
+            writer.writerow([f.file, f.kind, f.detail, f.where or "", f.fatal])
