@@ -93,15 +93,30 @@ def write_yaml(path: str | os.PathLike, data: Any) -> None:
         yaml.safe_dump(data, handle, sort_keys=False, default_flow_style=False)
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure atomically (the format follows the suffix) and close it."""
-    import matplotlib.pyplot as plt
+def save_figure(
+    fig,
+    path: str | os.PathLike,
+    dpi: float | None = None,
+    *,
+    tight: bool = True,
+    close: bool = True,
+) -> Path:
+    """Save a matplotlib figure atomically (the format follows the suffix).
 
+    ``tight`` trims the margins (the pixel size then follows the content); ``close``
+    releases pyplot's reference to the figure.
+    """
     with atomic_path(path) as tmp:
         fig.savefig(
-            tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png"
+            tmp,
+            dpi=dpi or fig.dpi,
+            bbox_inches="tight" if tight else None,
+            format=Path(path).suffix.lstrip(".") or "png",
         )
-    plt.close(fig)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return Path(path)
 
 

@@ -198,6 +198,7 @@ def imagenet_weights_path(*, refresh: bool = False) -> Path:
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

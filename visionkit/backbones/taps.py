@@ -86,16 +86,18 @@ def layer_strides(model) -> dict[str, int]:
     strides: dict[str, float] = {}
     for layer in model.layers:
         out_hw = _spatial(_output_shape(layer))
-        if out_hw is None:
+        if out_hw is None or type(layer).__name__.startswith("Global"):
             continue
-        producers = [p for p in _producers(layer) if p.name in strides]
+        all_producers = _producers(layer)
+        producers = [p for p in all_producers if p.name in strides]
         if not producers:
-            strides[layer.name] = 1.0
-            continue
-        base = max(strides[p.name] for p in producers)
-        feeder = max(producers, key=lambda p: strides[p.name])
-        in_hw = _spatial(feeder.output.shape)
-        strides[layer.name] = base * _own_stride(layer, in_hw, out_hw)
+            if not all_producers:  # the input
+                strides[layer.name] = 1.0
+            continue  # fed only by vectors (squeeze-excitation branches): not a feature map
+        # A merge with a broadcast branch (x * se) takes the stride of its largest map.
+        feeder = max(producers, key=lambda p: (_spatial(_output_shape(p)) or (0,))[0] or 0)
+        in_hw = _spatial(_output_shape(feeder))
+        strides[layer.name] = strides[feeder.name] * _own_stride(layer, in_hw, out_hw)
     return {name: round(s) for name, s in strides.items() if s >= 1}
 
 
