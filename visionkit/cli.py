@@ -2,9 +2,12 @@
 
 Commands in this version:
 
-  visionkit models [--task TASK] [--json]        the model zoo as a table
-  visionkit data check PATH [key=value] [--json] the dataset doctor
-  visionkit data show PATH [key=value]           a grid of augmented examples (PNG)
+  visionkit classify train|val|predict key=value ...  train, evaluate, predict
+  visionkit run PIPELINE.yaml key=value ...           a whole recipe from a YAML file
+  visionkit models [--task TASK] [--json]             the model zoo and backbones
+  visionkit keys                                      every key with its default and meaning
+  visionkit data check PATH [key=value] [--json]      the dataset doctor
+  visionkit data show PATH [key=value]                a grid of augmented examples (PNG)
 
 Every command takes ``--help``. Nothing below this module imports it.
 """
@@ -22,6 +25,11 @@ from visionkit.backend import import_tensorflow_quietly, quiet_tensorflow
 from visionkit.config import ConfigError, parse_overrides, validate_keys
 
 EPILOG = """examples:
+  visionkit run pipelines/quickstart.yaml
+  visionkit classify train data=path/to/images model=efficientnet_lite0 epochs=10
+  visionkit classify val model=saved_models/exp data=path/to/test_images
+  visionkit classify predict model=saved_models/exp source=photos/
+  visionkit classify predict model=imagenet:efficientnet_lite0 source=photo.jpg
   visionkit models
   visionkit models --task classify --json
   visionkit data check ../shared/data/raccoon format=csv
@@ -49,6 +57,18 @@ SHOW_KEYS: dict[str, Any] = {
     "seed": int,
 }
 LOAD_KEYS = ("format", "task", "split")
+TASKS = {
+    "classify": "image classification",
+    "detect": "object detection",
+    "segment": "semantic segmentation",
+}
+MODES = ("train", "val", "predict", "export")
+TASK_EPILOG = """examples:
+  visionkit {task} train data=PATH [val=PATH] model=NAME weights=auto epochs=10 batch=32 imgsz=224
+  visionkit {task} train resume=true name=exp3
+  visionkit {task} val model=saved_models/exp data=TEST_PATH out=reports name=test
+  visionkit {task} predict model=saved_models/exp source=images/ save_images=true
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +80,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"visionkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    for task, what in TASKS.items():
+        sub = commands.add_parser(
+            task,
+            help=f"{what}: train | val | predict",
+            description=f"{what.capitalize()}. MODE is train (a run folder under out/name), val "
+            "(metrics and plots of model=RUN on data=PATH), or predict (model=RUN on source=FILE|DIR). "
+            "Every key=value is listed by `visionkit keys`.",
+            epilog=TASK_EPILOG.format(task=task),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument("mode", choices=MODES, help="train | val | predict | export")
+        sub.add_argument(
+            "overrides", nargs="*", metavar="key=value", help="settings, see `visionkit keys`"
+        )
+        sub.set_defaults(handler=cmd_task, task=task)
+
+    run = commands.add_parser(
+        "run",
+        help="run a pipeline YAML: data check, training stages, validation, report",
+        description="Run a whole recipe from a pipeline file (pipelines/*.yaml); key=value "
+        "arguments override the file's keys.",
+        epilog="example: visionkit run pipelines/quickstart.yaml epochs=2 name=try1",
+    )
+    run.add_argument("pipeline", help="a pipeline YAML file")
+    run.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="settings, see `visionkit keys`"
+    )
+    run.set_defaults(handler=cmd_run)
+
+    keys = commands.add_parser(
+        "keys",
+        help="list every configuration key with its default, type and meaning",
+        description="Every key of visionkit/cfg/default.yaml: default, type and meaning.",
+    )
+    keys.set_defaults(handler=cmd_keys)
 
     models = commands.add_parser(
         "models",
@@ -108,6 +164,64 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_data_show)
     data.set_defaults(handler=lambda args: _missing_subcommand(data))
     return parser
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    from visionkit.cfg import resolve
+
+    overrides = parse_overrides(args.overrides)
+    config = resolve(
+        {"task": args.task, "mode": args.mode},
+        overrides,
+        where=f"visionkit {args.task} {args.mode}",
+    )
+    return _execute(config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from visionkit.cfg import load_pipeline, resolve
+
+    pipeline = load_pipeline(args.pipeline)
+    config = resolve(
+        pipeline, parse_overrides(args.overrides), where=f"visionkit run {args.pipeline}"
+    )
+    if config["mode"] != "train":
+        return _execute(config)
+    print(f"pipeline {args.pipeline}: {config['task']} with {config['model']} on {config['data']}")
+    return _execute(config)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from visionkit.cfg import format_keys
+
+    print(format_keys())
+    return 0
+
+
+def _execute(config: dict[str, Any]) -> int:
+    import_tensorflow_quietly()
+    from visionkit.tasks import get_task
+
+    task, mode = config["task"], config["mode"]
+    if task != "classify" or mode == "export":
+        print(
+            f"visionkit: error: `visionkit {task} {mode}` is not available in this version "
+            "(classify train, val and predict are)",
+            file=sys.stderr,
+        )
+        return 2
+    if mode == "train":
+        from visionkit.train.trainer import train
+
+        train(get_task(task), config)
+        return 0
+    from visionkit.tasks import classify
+
+    if mode == "val":
+        classify.val_command(config)
+    else:
+        classify.predict_command(config)
+    return 0
 
 
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -232,6 +346,18 @@ def _report_error(err: Exception, *, as_json: bool) -> None:
         print(f"visionkit: error: {err}", file=sys.stderr)
 
 
+def _user_error(err: Exception) -> int | None:
+    """Exit code for errors that are the user's to fix (shown without a traceback)."""
+    from visionkit.data.errors import DataError
+    from visionkit.models.errors import ModelError
+
+    if isinstance(err, DataError):
+        return 1 if type(err).__name__ == "DatasetFaultError" else 2
+    if isinstance(err, (ModelError, FileNotFoundError, NotImplementedError)):
+        return 2
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``visionkit`` console script; returns the exit code."""
     quiet_tensorflow()
@@ -245,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"visionkit: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        handled = _user_error(err)
+        if handled is None:
+            raise
+        print(f"visionkit: error: {err}", file=sys.stderr)
+        return handled
     except KeyboardInterrupt:
         print("visionkit: interrupted", file=sys.stderr)
         return 130

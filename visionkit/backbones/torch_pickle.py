@@ -175,9 +175,15 @@ def _materialise(tensor: _TensorRef) -> np.ndarray:
     data = tensor.storage.data
     if data is None:
         raise LegacyPickleError(f"storage {tensor.storage.key!r} has no data in the file")
+    if len(tensor.size) != len(tensor.stride):
+        raise LegacyPickleError(f"tensor size {tensor.size} and stride {tensor.stride} disagree")
     if not tensor.size:
         return data[tensor.offset : tensor.offset + 1].reshape(()).copy()
-    extent = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride)) + 1
+    extent = (
+        tensor.offset
+        + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
+        + 1
+    )
     if min(tensor.size) > 0 and (tensor.offset < 0 or extent > data.size):
         raise LegacyPickleError(
             f"tensor view (offset {tensor.offset}, size {tensor.size}, stride "

@@ -77,7 +77,7 @@ def check_value(key: str, value: Any, *, where: str = "config") -> Any:
         near = closest_key(key, specs)
         hint = f" Did you mean {near!r}?" if near else ""
         raise ConfigError(
-            f"{where}: unknown key {key!r}.{hint} `visionkit help keys` lists every key."
+            f"{where}: unknown key {key!r}.{hint} `visionkit keys` lists every key."
         )
     spec = specs[key]
     if matches_type(value, spec.types):
@@ -126,7 +126,7 @@ def load_pipeline(path: str) -> dict[str, Any]:
 
 
 def format_keys() -> str:
-    """Every key with its default, type and meaning, for ``visionkit help keys``."""
+    """Every key with its default, type and meaning, for ``visionkit keys``."""
     rows = [
         (s.key, repr(s.default) if s.default is not None else "null", s.type_text, s.help)
         for s in key_specs().values()

@@ -21,6 +21,7 @@ from .errors import DataError
 from .sources import FORMATS, TASKS_BY_FORMAT, get_source
 from .sources._common import IMAGE_EXTENSIONS, find_dir, is_image_file, visible_entries
 from .split import stratified_split
+from .synthetic import resolve_builtin
 from .types import Dataset
 
 _IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages")
@@ -81,6 +82,7 @@ def _is_class_folder_tree(folder: Path) -> bool:
 
 def detect_format(path: str | Path, task: str | None = None) -> str:
     """The format name of ``path`` (one of ``sources.FORMATS``); DataError when unknown or ambiguous."""
+    path = resolve_builtin(str(path))
     text = str(path)
     if text.startswith("tfds:"):
         return "tfds"
@@ -151,6 +153,7 @@ def load_dataset(
     ``options`` go to the source (``classes=``, ``images_dir=``, ``labels_dir=``, ``names=``,
     ``data_dir=``, ...). ``split=None`` reads everything the path holds.
     """
+    path = resolve_builtin(str(path))
     fmt = format or detect_format(path, task)
     source = get_source(fmt)
     target = path if fmt == "tfds" else _annotation_file(Path(path), fmt)
@@ -159,6 +162,7 @@ def load_dataset(
 
 def available_splits(path: str | Path, format: str | None = None, **options) -> list[str]:
     """The splits the data itself defines (``[]`` when it has none)."""
+    path = resolve_builtin(str(path))
     fmt = format or detect_format(path, options.get("task"))
     source = get_source(fmt)
     if not hasattr(source, "available_splits"):
@@ -182,6 +186,7 @@ def load_splits(
     ``train`` (stratified, seeded; ``test`` stays untouched). Without a ``train`` split the
     whole data is split into ``train``/``val`` with :func:`stratified_split`.
     """
+    path = resolve_builtin(str(path))
     fmt = format or detect_format(path, task)
     splits = available_splits(path, fmt, **options)
     if "train" in splits:

@@ -441,10 +441,14 @@ def build_pipeline(
     if cache:
         base = tf.data.Dataset.range(n).map(table.decode, num_parallel_calls=AUTOTUNE)
         base = base.cache("" if cache is True else str(cache))
+        # tf.data's shuffle takes only a static seed: reshuffling per iteration gives every
+        # epoch a new order, the same sequence of orders for the same seed in one process.
+        # A resumed process restarts that sequence (augmentation stays seeded per epoch);
+        # cache=False keeps the exact per-epoch order of an uninterrupted run.
+        ordered = base.shuffle(n, seed=seed, reshuffle_each_iteration=True) if shuffle else base
 
         def per_epoch(e):
-            d = base.shuffle(n, seed=seed * 1_000_003 + e) if shuffle else base
-            return d.map(lambda ex: {**ex, "epoch": e})
+            return ordered.map(lambda ex: {**ex, "epoch": e})
 
         ds = epochs.flat_map(per_epoch).map(augmenter, num_parallel_calls=AUTOTUNE)
     else:

@@ -46,8 +46,8 @@ def plot_history(history, path: str | os.PathLike, title: str = "training curves
         if f"val_{name}" in frame:
             ax.plot(epochs, frame[f"val_{name}"], marker="o", ms=3, label=f"val {name}")
         if "stage" in frame:
-            changes = np.flatnonzero(np.diff(frame["stage"].to_numpy())) + 1
-            for c in changes:
+            stages = frame["stage"].astype(str).to_numpy()
+            for c in np.flatnonzero(stages[1:] != stages[:-1]) + 1:
                 ax.axvline(epochs.iloc[c] - 0.5, color="grey", ls="--", lw=1)
         ax.set_xlabel("epoch")
         ax.set_title(name)

@@ -1,0 +1,165 @@
+"""Training runs end to end on a tiny folder dataset: the run folder of the design card,
+metrics, val and predict commands, resume after an interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionkit.cfg import resolve
+from visionkit.tasks.classify import predict_command, val_command
+from visionkit.tasks.registry import get_task
+from visionkit.train import callbacks as vk_callbacks
+from visionkit.train.trainer import train
+
+
+def _folder(root, per_class: int = 12, size: int = 32):
+    """Three classes told apart by colour: learnable in a couple of epochs."""
+    rng = np.random.default_rng(0)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+    for split, count in (("train", per_class), ("test", 4)):
+        for name, colour in colours.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                noise = rng.normal(0, 25, (size, size, 3))
+                pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def _config(tmp_path, data, **overrides):
+    base = dict(
+        task="classify",
+        data=str(data / "train"),
+        model="resnet20",
+        weights=None,
+        imgsz=32,
+        batch=8,
+        epochs=6,  # BatchNorm moving statistics need ~20 steps to settle
+        lr=0.01,
+        out=str(tmp_path / "runs"),
+        name="run",
+        verbose=0,
+        patience=0,
+        cache=True,
+    )
+    base.update(overrides)
+    return resolve(base)
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    yield
+    keras.backend.clear_session()
+
+
+def test_run_folder_and_metrics(tmp_path):
+    data = _folder(tmp_path / "data")
+    result = train(get_task("classify"), _config(tmp_path, data))
+    run = result.run
+    for name in (
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "labels.txt",
+        "curves.png",
+        "confusion_matrix.png",
+    ):
+        assert (run.dir / name).exists(), name
+    config = run.read_config()
+    assert config["class_names"] == ["blue", "green", "red"]
+    assert config["input_shape"] == [32, 32, 3]
+    with open(run.history) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "stage"} <= set(rows[0])
+    metrics = json.loads(run.metrics.read_text())
+    assert metrics["split"] == "val" and metrics["num_examples"] == 7  # round(20 % of 36), stratified
+    assert set(metrics["per_class"]) == {"blue", "green", "red"}
+    assert "top5_accuracy" not in metrics  # only 3 classes
+    assert metrics["accuracy"] >= 6 / 7
+    model = keras.saving.load_model(run.model, safe_mode=True)
+    assert model.output_shape == (None, 3)
+
+    report = val_command(
+        resolve(
+            {
+                "model": str(run.dir),
+                "data": str(data / "test"),
+                "out": str(tmp_path / "reports"),
+                "name": "test",
+                "verbose": 0,
+            }
+        )
+    )
+    assert report["num_examples"] == 12 and report["split"] == "test"
+    assert (tmp_path / "reports" / "test" / "metrics.json").exists()
+
+    out = predict_command(
+        resolve(
+            {
+                "model": str(run.dir),
+                "source": str(data / "test"),
+                "out": str(tmp_path / "pred"),
+                "name": "p",
+                "topk": 2,
+                "verbose": 0,
+                "explain": True,
+            }
+        )
+    )
+    with open(out / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and set(rows[0]) == {"path", "class1", "prob1", "class2", "prob2"}
+    assert (out / "gradcam.png").exists()
+
+
+def test_existing_run_folder_is_protected(tmp_path):
+    data = _folder(tmp_path / "data", per_class=4)
+    (tmp_path / "runs" / "run").mkdir(parents=True)
+    (tmp_path / "runs" / "run" / "something").write_text("x")
+    from visionkit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="already exists"):
+        train(get_task("classify"), _config(tmp_path, data, epochs=1))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    data = _folder(tmp_path / "data")
+    # cache=False: the exact per-epoch data order of the uninterrupted run is re-derived.
+    reference = train(get_task("classify"), _config(tmp_path, data, name="whole", cache=False))
+
+    original = vk_callbacks.HistoryLog.on_epoch_end
+
+    def stop_after_epoch_1(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 3:
+            raise _Interrupt  # as if killed during epoch 4, before its backup was written
+
+    keras.backend.clear_session()
+    monkeypatch.setattr(vk_callbacks.HistoryLog, "on_epoch_end", stop_after_epoch_1)
+    with pytest.raises(_Interrupt):
+        train(get_task("classify"), _config(tmp_path, data, name="cut", cache=False))
+    monkeypatch.setattr(vk_callbacks.HistoryLog, "on_epoch_end", original)
+    keras.backend.clear_session()
+    resumed = train(get_task("classify"), _config(tmp_path, data, name="cut", resume=True, cache=False))
+
+    with open(resumed.run.history) as handle:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(handle)]
+    assert epochs == [0, 1, 2, 3, 4, 5]
+    a = keras.saving.load_model(reference.run.model, safe_mode=True)
+    b = keras.saving.load_model(resumed.run.model, safe_mode=True)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, atol=1e-4)
+    assert resumed.metrics["accuracy"] == pytest.approx(reference.metrics["accuracy"])

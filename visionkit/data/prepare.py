@@ -1,0 +1,83 @@
+"""Training data as a run sees it: load the splits, run the doctor on each, skip faulty
+examples (or stop at the first with ``strict``), and note which files need PIL decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from visionkit.data.doctor import check_dataset
+from visionkit.data.loader import load_dataset, load_splits
+from visionkit.data.types import Dataset, Fault
+
+# Handled conversions tf.io cannot do exactly (EXIF orientation, CMYK, 16 bits, palettes
+# with transparency, alpha): these files are decoded with PIL inside the pipeline.
+PIL_KINDS = frozenset(("exif_rotated", "cmyk", "sixteen_bit", "palette", "alpha"))
+
+
+@dataclass
+class PreparedData:
+    """Checked train and validation datasets with what was skipped and how to decode."""
+
+    train: Dataset
+    val: Dataset
+    faults: list[Fault] = field(default_factory=list)
+    needs_pil: set[str] = field(default_factory=set)
+    skipped: int = 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+    def summary(self) -> str:
+        line = f"data: {len(self.train)} training and {len(self.val)} validation examples, {len(self.class_names)} classes"
+        if self.skipped:
+            kinds = sorted({f.kind for f in self.faults if f.fatal})
+            line += (
+                f"; skipped {self.skipped} faulty ({', '.join(kinds)}), listed in data_faults.csv"
+            )
+        return line
+
+
+def checked(
+    dataset: Dataset, *, strict: bool, progress: bool
+) -> tuple[Dataset, list[Fault], set[str], int]:
+    """Run the doctor on ``dataset``; return the usable part, all faults, PIL paths, skips."""
+    report = check_dataset(dataset, strict=strict, progress=progress, hash_duplicates=False)
+    usable = report.usable_dataset()
+    pil = {f.file for f in report.faults if f.kind in PIL_KINDS}
+    return usable, list(report.faults), pil, len(dataset) - len(usable)
+
+
+def prepare_data(config: dict[str, Any], *, task: str, progress: bool = True) -> PreparedData:
+    """Load ``config["data"]`` (and ``config["val"]``) for ``task`` and check both.
+
+    Without ``val`` the data's own validation split is used, or a seeded, stratified one
+    of ``val_fraction`` is carved from the training data. Class names of the validation
+    data must equal the training data's.
+    """
+    options = {"data_dir": config["data_dir"]} if config.get("data_dir") else {}
+    fmt, strict = config.get("format"), bool(config.get("strict"))
+    if config.get("val"):
+        train = load_dataset(config["data"], fmt, task, config.get("split"), **options)
+        val = load_dataset(config["val"], fmt, task, None, **options)
+    else:
+        splits = load_splits(
+            config["data"],
+            fmt,
+            task,
+            val_fraction=float(config["val_fraction"]),
+            seed=int(config["seed"]),
+            **options,
+        )
+        train, val = splits["train"], splits["val"]
+    if val.class_names != train.class_names:
+        from visionkit.data.errors import DataError
+
+        raise DataError(
+            f"validation classes {val.class_names} differ from training classes {train.class_names}; "
+            "give both the same class folders / names"
+        )
+    train, faults, pil, skipped = checked(train, strict=strict, progress=progress)
+    val, val_faults, val_pil, val_skipped = checked(val, strict=strict, progress=progress)
+    return PreparedData(train, val, faults + val_faults, pil | val_pil, skipped + val_skipped)

@@ -1,0 +1,222 @@
+"""The training loop shared by every task: run folder, checked data, stages, resume.
+
+A task (``visionkit.tasks``) supplies the model, the loss and metrics, and validation; this
+module does everything else once: resolve and save the config, open the run folder, load
+and check the data, build the tf.data pipelines, run each stage of the recipe with the
+callbacks (best checkpoint, early stopping, history, TensorBoard, resume backups), then
+validate the best checkpoint and write ``metrics.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionkit.io import atomic_path, write_json
+from visionkit.train.runs import Run, open_run, save_faults, save_run_config
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run: Run
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    seconds: float
+
+    def summary(self) -> str:
+        task = self.config["task"]
+        keys = {
+            "classify": ("accuracy", "top5_accuracy"),
+            "detect": ("map50", "map50_95"),
+            "segment": ("miou", "dice", "pixel_accuracy"),
+        }[task]
+        numbers = ", ".join(f"{k} {self.metrics[k]:.4f}" for k in keys if k in self.metrics)
+        split = self.metrics.get("split", "val")
+        pngs = ", ".join(sorted(p.name for p in self.run.dir.glob("*.png")))
+        return (
+            f"\nrun {self.run.dir} finished in {self.seconds:.0f} s\n"
+            f"  {split}: {numbers} on {self.metrics.get('num_examples', '?')} examples\n"
+            f"  model: {self.run.model}\n"
+            f"  plots: {pngs}\n"
+            f"  predict: visionkit {task} predict model={self.run.dir} source=PATH\n"
+            f"  evaluate on test data: visionkit {task} val model={self.run.dir} data=TEST_PATH"
+        )
+
+
+def _setup_numerics(config: dict[str, Any]) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(config["seed"]))
+    if config.get("deterministic"):
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config["precision"])
+
+
+def _progress(run: Run) -> dict[str, Any]:
+    path = run.state / "progress.json"
+    return json.loads(path.read_text()) if path.exists() else {"completed": []}
+
+
+def _best_so_far(run: Run, monitor: str, mode: str) -> float | None:
+    if not run.history.exists():
+        return None
+    import pandas as pd
+
+    frame = pd.read_csv(run.history)
+    if monitor not in frame or frame[monitor].dropna().empty:
+        return None
+    return float(frame[monitor].max() if mode == "max" else frame[monitor].min())
+
+
+def train(task, config: dict[str, Any]) -> RunResult:
+    """Train ``task`` with the resolved ``config`` (see ``visionkit/cfg/default.yaml``)."""
+    import keras
+
+    from visionkit.data.pipeline import build_pipeline
+    from visionkit.data.prepare import prepare_data
+    from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog
+    from visionkit.train.recipes import make_optimizer, plan_stages
+
+    started = time.time()
+    resume = bool(config.get("resume"))
+    run = open_run(
+        config["out"], config.get("name"), exist_ok=bool(config["exist_ok"]), resume=resume
+    )
+    if resume:
+        saved = run.read_config()
+        saved.update(resume=True, verbose=config.get("verbose", saved.get("verbose", 1)))
+        config = saved
+    config = {**config, "name": run.name}
+    verbose = int(config["verbose"])
+    if not config.get("data"):
+        from visionkit.config import ConfigError
+
+        raise ConfigError(
+            f"visionkit {task.name} train needs data=PATH (a folder, an annotation file or tfds:NAME)"
+        )
+
+    _setup_numerics(config)
+    try:
+        data = prepare_data(config, task=task.name, progress=verbose > 0)
+        print(data.summary())
+        save_faults(run, data.faults)
+        model, info = task.build_model(config, data.class_names)
+        config.update(
+            class_names=list(data.class_names),
+            num_classes=len(data.class_names),
+            input_shape=list(model.input_shape[1:]),
+            pretrained=info["pretrained"],
+            backbone=info.get("backbone"),
+        )
+        save_run_config(run, config)
+
+        imgsz = tuple(config["input_shape"][:2])
+        common = dict(
+            task=task.name,
+            imgsz=imgsz,
+            batch=int(config["batch"]),
+            seed=int(config["seed"]),
+            needs_pil=data.needs_pil,
+        )
+        cache = config["cache"] if config["cache"] not in (False, None) else False
+        train_ds = build_pipeline(
+            data.train, training=True, augment=config["augment"], cache=cache, **common
+        )
+        val_ds = build_pipeline(data.val, training=False, augment=False, cache=cache, **common)
+        controls = train_ds.controls
+        train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
+        steps = int(train_ds.cardinality())
+
+        stages = plan_stages(config, pretrained=info["pretrained"])
+        progress = _progress(run)
+        done = [s for s in stages if s.name in progress["completed"]]
+        if done:
+            model = keras.saving.load_model(
+                run.state / f"after_{done[-1].name}.keras", safe_mode=True
+            )
+            print(f"resuming {run.dir}: stages done: {', '.join(s.name for s in done)}")
+        monitor = config["monitor"]
+        best = BestCheckpoint(run.model, monitor=monitor)
+        best.best = _best_so_far(run, monitor, best.mode) if resume else None
+        if best.best is None:
+            best.best = float("-inf") if best.mode == "max" else float("inf")
+
+        for stage in stages:
+            if stage in done:
+                continue
+            task.set_trainable(model, stage, config)
+            model.compile(
+                optimizer=make_optimizer(config, stage, steps),
+                **task.compile_args(config, len(data.class_names)),
+            )
+            callbacks = [
+                DataEpoch(controls),
+                HistoryLog(run.history, stage.name),
+                best,
+                keras.callbacks.BackupAndRestore(str(run.state / f"backup_{stage.name}")),
+                keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
+            ]
+            if int(config["patience"]) > 0:
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        monitor=monitor, mode=best.mode, patience=int(config["patience"])
+                    )
+                )
+            print(
+                f"stage {stage.name}: epochs {stage.start + 1}-{stage.end}, peak lr {stage.lr:g}, trains {stage.trainable}"
+            )
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=stage.start,
+                epochs=stage.end,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles, seeded per epoch
+                verbose={0: 0, 1: 1, 2: 2}.get(verbose, 1),
+            )
+            with atomic_path(run.state / f"after_{stage.name}.keras") as tmp:
+                model.save(tmp)
+            progress["completed"].append(stage.name)
+            write_json(run.state / "progress.json", progress)
+
+        if not run.model.exists():
+            with atomic_path(run.model) as tmp:
+                model.save(tmp)
+        best_model = keras.saving.load_model(run.model, safe_mode=True)
+        metrics = task.validate(
+            best_model, data.val, config, run.dir, split="val", progress=verbose > 0
+        )
+        if run.history.exists():
+            from visionkit.evaluate.plots import plot_history
+
+            plot_history(
+                run.history, run.path("curves.png"), title=f"{run.name}: {config['model']}"
+            )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    result = RunResult(run, metrics, config, time.time() - started)
+    print(result.summary())
+    return result
+
+
+def load_run_model(path: str | Path):
+    """A trained model and its run config from a run folder or a ``.keras`` file."""
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        run = Run(path)
+        if not run.model.exists():
+            raise FileNotFoundError(f"{path} is not a finished run: it has no model.keras")
+        return keras.saving.load_model(run.model, safe_mode=True), run.read_config()
+    if path.suffix == ".keras":
+        config_path = path.with_name("config.yaml")
+        config = Run(path.parent).read_config() if config_path.exists() else {}
+        return keras.saving.load_model(path, safe_mode=True), config
+    raise FileNotFoundError(f"model={path}: expected a run folder or a .keras file")
