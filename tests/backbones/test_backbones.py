@@ -126,7 +126,7 @@ def test_backbone(name):
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(2, size, size, 3)).astype("float32")
-    features = model.predict(x, verbose=0)
+    features = {k: keras.ops.convert_to_numpy(v) for k, v in model(x).items()}
     for level, fmap in features.items():
         stride = STRIDES[level]
         assert fmap.shape[0] == 2

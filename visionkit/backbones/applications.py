@@ -41,6 +41,7 @@ PREPROCESSING = {
     "tf128": "x / 128 − 1 (Keras' built-in EfficientNetV2 S/M/L preprocessing)",
 }
 
+
 @keras.saving.register_keras_serializable(package="visionkit")
 class ReverseChannels(keras.layers.Layer):
     """Reverse the channel order (RGB ↔ BGR) of a channels-last image; no weights.
@@ -104,7 +105,11 @@ def _keras_builder(app: str, preprocess: str, *, fix_normalization: bool = False
         guard = imagenet_download_guard() if weights == "imagenet" else contextlib.nullcontext()
         with guard:
             base = getattr(keras.applications, app)(
-                include_top=False, weights=weights, input_tensor=x, **options
+                include_top=False,
+                weights=weights,
+                input_tensor=x,
+                input_shape=tuple(input_shape),
+                **options,
             )
         if fix_normalization and weights is None:
             _set_efficientnet_normalization(base)

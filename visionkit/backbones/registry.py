@@ -34,6 +34,9 @@ path are loaded by ``create_backbone`` after the taps are cut. Tap values: a lay
 of an unnamed op such as ConvNeXt's residual sums), or ``None`` (found by
 ``visionkit.backbones.taps.find_taps`` when built; for auto-named layers).
 
+``after_load(model)``, optional, runs after weights from a path are copied in (EfficientNet
+uses it to keep its fixed ImageNet normalisation statistics).
+
 ``blocks`` lists block name prefixes from input to output, used to freeze or unfreeze the
 top N blocks: with ``block_boundary="start"`` a layer belongs to the block whose name is
 the longest prefix of its own (``name == p`` or ``name.startswith(p + "_")``); layers that
@@ -143,10 +146,11 @@ def _ensure_registered() -> None:
     require_tensorflow_backend()
     from visionkit.backbones import applications, classic  # noqa: F401
 
-    try:
+    try:  # registers itself on import; optional while it is being written
         from visionkit.backbones import efficientnet_lite  # noqa: F401
-    except ImportError:  # written in parallel; registers itself once it exists
-        pass
+    except ModuleNotFoundError as err:
+        if err.name != "visionkit.backbones.efficientnet_lite":
+            raise
 
 
 def list_backbones(family: str | None = None) -> list[str]:

@@ -76,9 +76,7 @@ def check_value(key: str, value: Any, *, where: str = "config") -> Any:
     if key not in specs:
         near = closest_key(key, specs)
         hint = f" Did you mean {near!r}?" if near else ""
-        raise ConfigError(
-            f"{where}: unknown key {key!r}.{hint} `visionkit keys` lists every key."
-        )
+        raise ConfigError(f"{where}: unknown key {key!r}.{hint} `visionkit keys` lists every key.")
     spec = specs[key]
     if matches_type(value, spec.types):
         return (

@@ -50,6 +50,7 @@ def plot_history(history, path: str | os.PathLike, title: str = "training curves
             for c in np.flatnonzero(stages[1:] != stages[:-1]) + 1:
                 ax.axvline(epochs.iloc[c] - 0.5, color="grey", ls="--", lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

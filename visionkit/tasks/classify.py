@@ -72,6 +72,19 @@ class ClassifyTask:
             f"unknown model {name!r}: `visionkit models` lists the models and backbones"
         )
 
+    def test(self, config: dict[str, Any], run) -> dict[str, Any]:
+        """Evaluate the run's best model once on ``config["test"]`` into ``RUN/test/``."""
+        same = str(config["test"]) == str(config["data"])
+        settings = {
+            **config,
+            "model": str(run.dir),
+            "data": config["test"],
+            "split": "test" if same else None,
+            "out": str(run.dir),
+            "name": "test",
+        }
+        return val_command(settings)
+
     def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
         """Apply a stage's trainability (see ``visionkit.train.recipes.Stage``)."""
         from visionkit.train.freeze import freeze_backbone, model_blocks, unfreeze
@@ -250,13 +263,12 @@ def image_files(source: str) -> list[str]:
 
 
 def output_dir(config: dict[str, Any], default_name: str) -> Path:
-    """``out/name`` for val and predict results (``name`` defaults to ``default_name``)."""
-    from visionkit.train.runs import open_run
+    """``out/name`` for val and predict results; ``name`` defaults to the first free
+    ``default_name``, ``default_name2``, ..."""
+    from visionkit.train.runs import open_output
 
-    run = open_run(config["out"], config.get("name") or None, exist_ok=True)
-    if config.get("name") is None and run.name.startswith("exp"):
-        run = open_run(config["out"], _free(Path(config["out"]), default_name), exist_ok=True)
-    return run.dir
+    name = config.get("name") or _free(Path(config["out"]), default_name)
+    return open_output(config["out"], name)
 
 
 def _free(parent: Path, base: str) -> str:

@@ -9,6 +9,7 @@ Layout (design card): ``config.yaml``, ``history.csv``, ``metrics.json``, ``mode
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,27 @@ def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool
             )
         return Run(folder)
     folder = _next_free(parent, "exp") if not name else parent / name
-    if folder.exists() and any(folder.iterdir()) and not exist_ok:
-        raise ConfigError(
-            f"run folder {folder} already exists; pass exist_ok=true to replace its files, "
-            f"resume=true to continue it, or another name="
-        )
+    if folder.exists() and any(folder.iterdir()):
+        if not exist_ok:
+            raise ConfigError(
+                f"run folder {folder} already exists; pass exist_ok=true to replace it, "
+                f"resume=true to continue it, or another name="
+            )
+        if not (folder / "config.yaml").exists():
+            raise ConfigError(
+                f"{folder} is not empty and is not a visionkit run folder (no config.yaml); "
+                "refusing to replace it: choose another name= or out="
+            )
+        shutil.rmtree(folder)  # a fresh run: no stale history, checkpoints or resume state
     folder.mkdir(parents=True, exist_ok=True)
     return Run(folder)
+
+
+def open_output(out: str, name: str) -> Path:
+    """A folder for val/predict results (``out/name``), created if needed; kept otherwise."""
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def save_run_config(run: Run, config: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ class RunResult:
     metrics: dict[str, Any]
     config: dict[str, Any]
     seconds: float
+    test_metrics: dict[str, Any] | None = None
 
     def summary(self) -> str:
         task = self.config["task"]
@@ -35,12 +36,21 @@ class RunResult:
             "detect": ("map50", "map50_95"),
             "segment": ("miou", "dice", "pixel_accuracy"),
         }[task]
-        numbers = ", ".join(f"{k} {self.metrics[k]:.4f}" for k in keys if k in self.metrics)
+
+        def numbers(metrics: dict[str, Any]) -> str:
+            return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+
         split = self.metrics.get("split", "val")
+        test = ""
+        if self.test_metrics:
+            test = (
+                f"\n  test: {numbers(self.test_metrics)} on {self.test_metrics['num_examples']} examples "
+                f"({self.run.dir / 'test' / 'metrics.json'})"
+            )
         pngs = ", ".join(sorted(p.name for p in self.run.dir.glob("*.png")))
         return (
             f"\nrun {self.run.dir} finished in {self.seconds:.0f} s\n"
-            f"  {split}: {numbers} on {self.metrics.get('num_examples', '?')} examples\n"
+            f"  {split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples{test}\n"
             f"  model: {self.run.model}\n"
             f"  plots: {pngs}\n"
             f"  predict: visionkit {task} predict model={self.run.dir} source=PATH\n"
@@ -201,6 +211,8 @@ def train(task, config: dict[str, Any]) -> RunResult:
     finally:
         keras.mixed_precision.set_global_policy("float32")
     result = RunResult(run, metrics, config, time.time() - started)
+    if config.get("test"):
+        result.test_metrics = task.test(config, run)
     print(result.summary())
     return result
 
