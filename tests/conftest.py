@@ -18,7 +18,9 @@ def shared_path(*parts: str) -> Path:
     """Path under ../shared, or skip the test with the reason when it is not there."""
     path = SHARED_DIR.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"needs {path} (the read-only ../shared folder beside the project); not present here")
+        pytest.skip(
+            f"needs {path} (the read-only ../shared folder beside the project); not present here"
+        )
     return path
 
 

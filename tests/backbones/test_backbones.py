@@ -218,7 +218,9 @@ def _roundtrip_keras(tmp_path, name, size=64):
         np.testing.assert_allclose(after[level], before[level], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "efficientnet_b0", "mobilenet_v3_small"])
+@pytest.mark.parametrize(
+    "name", ["resnet50", "efficientnet_b0", "mobilenet_v3_small", "convnext_tiny"]
+)
 def test_keras_file_roundtrip_in_safe_mode(tmp_path, name):
     _roundtrip_keras(tmp_path, name)
 

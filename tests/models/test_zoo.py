@@ -259,7 +259,7 @@ def test_create_model_errors_are_clear(tmp_path):
         create_model("alexnet", input_shape=(32, 32, 3))
     with pytest.raises(ModelError, match="no published ImageNet weights"):
         create_model("lenet5", weights="imagenet")
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="not found"):
         create_model("lenet5", weights=str(tmp_path / "missing.weights.h5"))
 
 

@@ -34,8 +34,10 @@ def test_blocks_follow_the_architecture(model):
     assert names == [f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2, 3)]
     first_block_layers = [layer.name for layer in model_blocks(model)[0][1]]
     assert "stem_conv" in first_block_layers  # the stem joins the first block
-    assert block_of("block_1_expand", ["block_1", "block_10"]) == "block_1"
-    assert block_of("block_10_expand", ["block_1", "block_10"]) == "block_10"
+    assert block_of("block_1_expand") == "block_1"
+    assert block_of("block_10_expand") == "block_10"
+    assert block_of("conv5_block3_1_conv") == "conv5_block3"
+    assert block_of("stage2_out") is None  # joins the block before it
 
 
 def test_freeze_backbone_leaves_only_the_head(model, capsys):

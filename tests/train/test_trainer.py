@@ -81,7 +81,9 @@ def test_run_folder_and_metrics(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4, 5]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "stage"} <= set(rows[0])
     metrics = json.loads(run.metrics.read_text())
-    assert metrics["split"] == "val" and metrics["num_examples"] == 7  # round(20 % of 36), stratified
+    assert (
+        metrics["split"] == "val" and metrics["num_examples"] == 7
+    )  # round(20 % of 36), stratified
     assert set(metrics["per_class"]) == {"blue", "green", "red"}
     assert "top5_accuracy" not in metrics  # only 3 classes
     assert metrics["accuracy"] >= 6 / 7
@@ -153,7 +155,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
         train(get_task("classify"), _config(tmp_path, data, name="cut", cache=False))
     monkeypatch.setattr(vk_callbacks.HistoryLog, "on_epoch_end", original)
     keras.backend.clear_session()
-    resumed = train(get_task("classify"), _config(tmp_path, data, name="cut", resume=True, cache=False))
+    resumed = train(
+        get_task("classify"), _config(tmp_path, data, name="cut", resume=True, cache=False)
+    )
 
     with open(resumed.run.history) as handle:
         epochs = [int(r["epoch"]) for r in csv.DictReader(handle)]

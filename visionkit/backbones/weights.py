@@ -30,13 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from visionkit.models.errors import ModelError
+from visionkit.models.errors import WeightsNotFoundError
+from visionkit.models.saving import load_weights_from_path  # noqa: F401  (re-exported)
 
 PROBE_TIMEOUT_S = 2.0
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """A weights file is not on this machine (and could not be downloaded); says where to put it."""
 
 
 def keras_cache_dir() -> Path:
@@ -132,35 +129,3 @@ def imagenet_download_guard() -> Iterator[None]:
         yield
     finally:
         file_utils.get_file = real
-
-
-def load_weights_from_path(model, path: str | os.PathLike) -> None:
-    """Copy weights from a ``.weights.h5`` file or a ``.keras`` model into ``model``.
-
-    Raises WeightsNotFoundError when the file is missing, ModelError when its weights do
-    not fit (another architecture or input channels).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise WeightsNotFoundError(
-            f"weights file not found: {path}; pass an existing .weights.h5 or .keras file, "
-            "weights='imagenet' or weights=None"
-        )
-    if path.endswith(".keras"):
-        import keras
-
-        source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        src, dst = source.get_weights(), model.get_weights()
-        if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst, strict=False)):
-            raise ModelError(
-                f"weights in {path} do not fit backbone {model.name}: the architectures differ "
-                f"({len(src)} weight arrays there, {len(dst)} here)"
-            )
-        model.set_weights(src)
-        return
-    if not path.endswith(".h5"):
-        raise ModelError(f"weights must be a .weights.h5 or .keras file, got {path}")
-    try:
-        model.load_weights(path)
-    except (ValueError, KeyError) as err:
-        raise ModelError(f"weights in {path} do not fit backbone {model.name}: {err}") from err

@@ -1,6 +1,6 @@
 """Model registry and architectures: ``list_models()``, ``create_model(name, ...)``."""
 
-from visionkit.models.errors import ModelError
+from visionkit.models.errors import ModelError, WeightsNotFoundError
 from visionkit.models.registry import (
     ModelInfo,
     create_model,
@@ -9,4 +9,12 @@ from visionkit.models.registry import (
     register_model,
 )
 
-__all__ = ["ModelError", "ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = [
+    "ModelError",
+    "ModelInfo",
+    "WeightsNotFoundError",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]

@@ -8,7 +8,6 @@ fills in what the caller leaves out, builds the Keras model and optionally loads
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,23 +150,6 @@ def load_weights_into(model, weights: str) -> None:
             "in visionkit; use weights=None, a path to your own weights, or a pretrained "
             "backbone (`visionkit models` lists them)."
         )
-    if not os.path.exists(weights):
-        raise ModelError(
-            f"weights file not found: {weights}; pass an existing path or weights=None"
-        )
-    if weights.endswith(".keras"):
-        import keras
+    from visionkit.models.saving import load_weights_from_path
 
-        source = keras.saving.load_model(weights, compile=False, safe_mode=True)
-        src, dst = source.get_weights(), model.get_weights()
-        if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst, strict=False)):
-            raise ModelError(
-                f"weights in {weights} do not fit {model.name}: the architectures differ "
-                "(check num_classes and input_shape)"
-            )
-        model.set_weights(src)
-    else:
-        try:
-            model.load_weights(weights)
-        except ValueError as err:
-            raise ModelError(f"weights in {weights} do not fit {model.name}: {err}") from err
+    load_weights_from_path(model, weights)

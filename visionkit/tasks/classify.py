@@ -99,7 +99,7 @@ class ClassifyTask:
         elif kind == "top":
             unfreeze(model, blocks=int(arg), backbone=backbone, train_bn=bool(config["train_bn"]))
         elif kind == "from":
-            total = len(model_blocks(model, _prefixes(backbone)))
+            total = len(model_blocks(model, backbone))
             unfreeze(
                 model,
                 blocks=max(0, total - int(arg)),
@@ -214,14 +214,6 @@ def _imgsz(value) -> tuple[int, int]:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return int(value[0]), int(value[1])
     raise ConfigError(f"imgsz must be an integer or [height, width], got {value!r}")
-
-
-def _prefixes(backbone: str | None):
-    if backbone is None:
-        return None
-    from visionkit.backbones import backbone_info
-
-    return backbone_info(backbone).blocks
 
 
 # -- val and predict commands ------------------------------------------------------------

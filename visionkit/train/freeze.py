@@ -7,20 +7,20 @@ every BatchNormalization layer frozen unless ``train_bn=True``. A change of ``tr
 takes effect after ``compile()``, which both functions redo when the model was compiled.
 
 Blocks: the backbone's layers are grouped into blocks, in order from the stem to the top:
-the backbone's declared block prefixes when ``backbone=`` names one, otherwise the
-``...block<N>`` / ``stage<N>_block<N>`` / ``conv<N>_block<N>`` name prefixes Keras
-applications and the visionkit zoo use. ``unfreeze(model, blocks=2)`` unfreezes the top two.
-Head layers (``head_*`` and ``predictions``) are never frozen by ``freeze_backbone``.
+the registry's blocks (``visionkit.backbones.block_layers``) when ``backbone=`` names one,
+otherwise the ``...block<N>`` / ``stage<N>_block<N>`` / ``conv<N>_block<N>`` name prefixes
+Keras applications and the visionkit zoo use. ``unfreeze(model, blocks=2)`` unfreezes the
+top two. Head layers (``classifier_*``, ``predictions``, ``aux_*``) are never frozen by
+``freeze_backbone``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-HEAD_PREFIXES = ("head_", "predictions", "aux_")
+HEAD_PREFIXES = ("classifier_", "predictions", "aux_")
 _BLOCK_PATTERN = re.compile(r"^(.*?block_?\d+[a-z]?)(?:_|$)")
 
 
@@ -71,30 +71,33 @@ def _body_layers(model) -> list:
     ]
 
 
-def _starts_block(name: str, prefix: str) -> bool:
-    """``name`` is ``prefix`` or continues it past a separator (block_1 is not block_10)."""
-    return name.startswith(prefix) and (len(name) == len(prefix) or not name[len(prefix)].isalnum())
-
-
-def block_of(layer_name: str, prefixes: Sequence[str] | None = None) -> str | None:
-    """The block a layer belongs to: the longest matching prefix, or the name pattern."""
-    if prefixes:
-        hits = [p for p in prefixes if _starts_block(layer_name, p)]
-        return max(hits, key=len) if hits else None
+def block_of(layer_name: str) -> str | None:
+    """The block a layer belongs to by its name (``conv5_block3_1_conv`` → ``conv5_block3``)."""
     match = _BLOCK_PATTERN.match(layer_name)
     return match.group(1) if match else None
 
 
-def model_blocks(model, prefixes: Sequence[str] | None = None) -> list[tuple[str, list]]:
+def model_blocks(model, backbone: str | None = None) -> list[tuple[str, list]]:
     """Group the non-head layers into ordered ``(block, layers)`` pairs.
 
-    Layers before the first block (the stem) join the first block; layers between blocks
-    (e.g. a transition pooling) join the block before them, so boundaries stay whole.
+    With ``backbone`` the registry's block list decides; otherwise layer names do: layers
+    before the first named block (the stem) join the first block, and layers between
+    blocks (a transition pooling, a stage output) join the block before them.
     """
+    body = _body_layers(model)
+    if backbone is not None:
+        from visionkit.backbones import block_layers
+
+        by_name = {layer.name: layer for layer in body}
+        groups = [
+            (block, [by_name[n] for n in names if n in by_name])
+            for block, names in block_layers(model, backbone).items()
+        ]
+        return [(block, layers) for block, layers in groups if layers]
     groups: list[tuple[str, list]] = []
     stem: list = []
-    for layer in _body_layers(model):
-        name = block_of(layer.name, prefixes)
+    for layer in body:
+        name = block_of(layer.name)
         if name is None:
             (groups[-1][1] if groups else stem).append(layer)
         elif groups and groups[-1][0] == name:
@@ -143,7 +146,6 @@ def unfreeze(
     from_layer: str | None = None,
     fraction: float | None = None,
     backbone: str | None = None,
-    block_prefixes: Sequence[str] | None = None,
     train_bn: bool = False,
     optimizer=None,
     verbose: bool = True,
@@ -153,18 +155,14 @@ def unfreeze(
     Exactly one of ``blocks`` (the top N blocks; ``-1`` or a number ≥ the block count for
     all), ``from_layer`` (the block holding that layer and every block above it) or
     ``fraction`` (the top ⌈F · blocks⌉ blocks) says how much. ``backbone`` names the
-    backbone whose declared block prefixes to use; ``block_prefixes`` gives them directly.
+    registered backbone whose blocks to use (default: blocks by layer names).
     Layers below the cut are frozen, the head stays trainable. Recompiles the model
     (keeping its loss and metrics; a fresh ``optimizer`` when given, e.g. a lower rate).
     """
     chosen = [v is not None for v in (blocks, from_layer, fraction)]
     if sum(chosen) != 1:
         raise ValueError("pass exactly one of blocks=, from_layer= or fraction=")
-    if block_prefixes is None and backbone is not None:
-        from visionkit.backbones import backbone_info
-
-        block_prefixes = backbone_info(backbone).blocks
-    groups = model_blocks(model, block_prefixes)
+    groups = model_blocks(model, backbone)
     if not groups:
         raise ValueError(f"{model.name} has no backbone layers to unfreeze")
     if blocks is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from visionkit.io import atomic_path, write_json
+from visionkit.models.saving import load_model
 from visionkit.train.runs import Run, open_run, save_faults, save_run_config
 
 
@@ -147,9 +148,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         progress = _progress(run)
         done = [s for s in stages if s.name in progress["completed"]]
         if done:
-            model = keras.saving.load_model(
-                run.state / f"after_{done[-1].name}.keras", safe_mode=True
-            )
+            model = load_model(run.state / f"after_{done[-1].name}.keras")
             print(f"resuming {run.dir}: stages done: {', '.join(s.name for s in done)}")
         monitor = config["monitor"]
         best = BestCheckpoint(run.model, monitor=monitor)
@@ -198,7 +197,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         if not run.model.exists():
             with atomic_path(run.model) as tmp:
                 model.save(tmp)
-        best_model = keras.saving.load_model(run.model, safe_mode=True)
+        best_model = load_model(run.model)
         metrics = task.validate(
             best_model, data.val, config, run.dir, split="val", progress=verbose > 0
         )
@@ -219,16 +218,15 @@ def train(task, config: dict[str, Any]) -> RunResult:
 
 def load_run_model(path: str | Path):
     """A trained model and its run config from a run folder or a ``.keras`` file."""
-    import keras
 
     path = Path(path)
     if path.is_dir():
         run = Run(path)
         if not run.model.exists():
             raise FileNotFoundError(f"{path} is not a finished run: it has no model.keras")
-        return keras.saving.load_model(run.model, safe_mode=True), run.read_config()
+        return load_model(run.model), run.read_config()
     if path.suffix == ".keras":
         config_path = path.with_name("config.yaml")
         config = Run(path.parent).read_config() if config_path.exists() else {}
-        return keras.saving.load_model(path, safe_mode=True), config
+        return load_model(path), config
     raise FileNotFoundError(f"model={path}: expected a run folder or a .keras file")

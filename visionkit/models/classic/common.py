@@ -26,7 +26,7 @@ def gap_classifier(x, num_classes: int, activation: str | None, dropout: float =
     """Global average pooling (Lin et al. 2013), optional dropout, then the Dense classifier."""
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
+        x = layers.Dropout(dropout, name="classifier_dropout")(x)
     return classifier(x, num_classes, activation)
 
 

@@ -102,7 +102,7 @@ def googlenet(
     x = stage_output(x, 5)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
+        x = layers.Dropout(dropout, name="classifier_dropout")(x)
     outputs = classifier(x, num_classes, classifier_activation)
     if aux_outputs:
         return keras.Model(inputs, [outputs, *aux_outputs], name="googlenet")
