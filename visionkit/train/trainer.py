@@ -148,7 +148,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         progress = _progress(run)
         done = [s for s in stages if s.name in progress["completed"]]
         if done:
-            model = load_model(run.state / f"after_{done[-1].name}.keras")
+            model = load_model(run.state / f"after_{done[-1].name}.keras", compile=False)
             print(f"resuming {run.dir}: stages done: {', '.join(s.name for s in done)}")
         monitor = config["monitor"]
         best = BestCheckpoint(run.model, monitor=monitor)
@@ -197,7 +197,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         if not run.model.exists():
             with atomic_path(run.model) as tmp:
                 model.save(tmp)
-        best_model = load_model(run.model)
+        best_model = load_model(run.model, compile=False)
         metrics = task.validate(
             best_model, data.val, config, run.dir, split="val", progress=verbose > 0
         )
@@ -224,9 +224,9 @@ def load_run_model(path: str | Path):
         run = Run(path)
         if not run.model.exists():
             raise FileNotFoundError(f"{path} is not a finished run: it has no model.keras")
-        return load_model(run.model), run.read_config()
+        return load_model(run.model, compile=False), run.read_config()
     if path.suffix == ".keras":
         config_path = path.with_name("config.yaml")
         config = Run(path.parent).read_config() if config_path.exists() else {}
-        return load_model(path), config
+        return load_model(path, compile=False), config
     raise FileNotFoundError(f"model={path}: expected a run folder or a .keras file")

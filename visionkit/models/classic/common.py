@@ -18,8 +18,11 @@ def image_input(input_shape, *, include_preprocessing: bool = True):
 
 
 def classifier(x, num_classes: int, activation: str | None, name: str = "predictions"):
-    """Dense output layer: ``activation="softmax"`` gives probabilities, ``None`` logits."""
-    return layers.Dense(num_classes, activation=activation, name=name)(x)
+    """Dense output layer: ``activation="softmax"`` gives probabilities, ``None`` logits.
+
+    Always float32, so probabilities and the loss stay exact under mixed precision.
+    """
+    return layers.Dense(num_classes, activation=activation, dtype="float32", name=name)(x)
 
 
 def gap_classifier(x, num_classes: int, activation: str | None, dropout: float = 0.0):

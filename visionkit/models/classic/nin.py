@@ -66,5 +66,5 @@ def nin(
     x = nin_block(x, num_classes, 3, 1, name="nin4")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if classifier_activation is not None:
-        x = layers.Activation(classifier_activation, name="predictions")(x)
+        x = layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     return keras.Model(inputs, x, name="nin")

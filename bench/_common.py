@@ -1,0 +1,151 @@
+"""Shared helpers of the classification benchmarks (``bench/classify_*.py``).
+
+Paths, machine conditions, timing, result files and markdown tables, and the two calls a
+user makes: train a recipe (``visionkit.cfg.resolve`` + ``visionkit.train.trainer.train``)
+and evaluate a run on test data (``visionkit.tasks.classify.val_command``, i.e.
+``visionkit classify val model=RUN data=TEST``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results"
+RUNS = RESULTS / "runs"
+
+
+def data_root(arg: str) -> Path:
+    """``--data`` resolved relative to the repository root (absolute paths kept)."""
+    path = Path(arg)
+    path = path if path.is_absolute() else (REPO / path)
+    path = path.resolve()
+    if not path.is_dir():
+        raise SystemExit(f"--data {arg}: no such folder ({path})")
+    return path
+
+
+def conditions() -> dict[str, Any]:
+    """Date, machine and load: what a reader needs to compare numbers."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpus": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def finish_conditions(cond: dict[str, Any], started: float) -> dict[str, Any]:
+    cond["loadavg_end"] = list(os.getloadavg())
+    cond["script_seconds"] = round(time.time() - started, 1)
+    return cond
+
+
+def write_results(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    tmp.replace(path)
+    print(f"\nwrote {path.relative_to(REPO)}")
+    return path
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1 else f"{v:.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def reset_keras() -> None:
+    import keras
+
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+
+
+# -- visionkit, used the way a user does ----------------------------------------------------
+def train_recipe(pipeline: str | Path | None, **overrides: Any):
+    """Train the recipe ``pipeline`` (a YAML under pipelines/) with ``overrides``; return
+    ``(RunResult, seconds of the train() call)``. Runs go to ``bench/results/runs``."""
+    from visionkit.cfg import load_pipeline, resolve
+    from visionkit.tasks.registry import get_task
+    from visionkit.train.trainer import train
+
+    reset_keras()
+    layers = [load_pipeline(str(REPO / pipeline))] if pipeline else []
+    settings = {"out": str(RUNS), "exist_ok": True, "verbose": 0, **overrides}
+    config = resolve(*layers, settings, where="bench")
+    t0 = time.perf_counter()
+    result = train(get_task("classify"), config)
+    return result, time.perf_counter() - t0
+
+
+def test_run(run_dir: str | Path, data: str | Path, split: str | None = None, **extra: Any):
+    """``visionkit classify val model=RUN data=DATA [split=...]``: the test metrics."""
+    from visionkit.cfg import resolve
+    from visionkit.tasks.classify import val_command
+
+    reset_keras()
+    config = resolve(
+        {
+            "task": "classify",
+            "mode": "val",
+            "model": str(run_dir),
+            "data": str(data),
+            "split": split,
+            "out": str(run_dir),
+            "name": "test",
+            "verbose": 0,
+            **extra,
+        },
+        where="bench",
+    )
+    return val_command(config)
+
+
+def history_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Best validation numbers of a run from its ``history.csv`` (what tuning looks at)."""
+    import pandas as pd
+
+    frame = pd.read_csv(Path(run_dir) / "history.csv")
+    out: dict[str, Any] = {"epochs_run": len(frame)}
+    if "val_loss" in frame:
+        best = int(frame["val_loss"].idxmin())
+        out["best_epoch"] = int(frame.loc[best, "epoch"])
+        out["best_val_loss"] = float(frame.loc[best, "val_loss"])
+        if "val_accuracy" in frame:
+            out["val_accuracy_at_best"] = float(frame.loc[best, "val_accuracy"])
+            out["max_val_accuracy"] = float(frame["val_accuracy"].max())
+    return out
