@@ -128,3 +128,12 @@ def test_parser_has_the_documented_commands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"models", "data"} <= set(sub.choices)
+
+
+def test_data_show_writes_a_grid(tmp_path, capsys):
+    root = _image_folder(tmp_path / "set")
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", str(root), "n=4", f"out={out}", "imgsz=32"]) == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    assert "wrote" in capsys.readouterr().out

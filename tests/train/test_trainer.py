@@ -167,3 +167,27 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, atol=1e-4)
     assert resumed.metrics["accuracy"] == pytest.approx(reference.metrics["accuracy"])
+
+
+def test_faulty_files_are_skipped_and_listed_or_stop_the_run(tmp_path):
+    data = _folder(tmp_path / "data", per_class=8)
+    (data / "train" / "red" / "zero.png").write_bytes(b"")
+    (data / "train" / "blue" / "text.png").write_text("not an image")
+    good = (data / "train" / "green" / "0.png").read_bytes()
+    (data / "train" / "green" / "cut.png").write_bytes(good[: len(good) // 2])
+    result = train(get_task("classify"), _config(tmp_path, data, epochs=1, name="skip"))
+    with open(result.run.faults) as handle:
+        faults = {(row["file"].rsplit("/", 1)[-1], row["kind"]) for row in csv.DictReader(handle)}
+    assert faults == {
+        ("zero.png", "empty_file"),
+        ("text.png", "not_an_image"),
+        ("cut.png", "truncated"),
+    }
+    config = result.run.read_config()
+    assert config["num_classes"] == 3
+
+    from visionkit.data.doctor import DatasetFaultError
+
+    keras.backend.clear_session()
+    with pytest.raises(DatasetFaultError, match=r"(zero|text|cut)\.png"):
+        train(get_task("classify"), _config(tmp_path, data, epochs=1, name="strict", strict=True))
