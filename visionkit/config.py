@@ -21,6 +21,12 @@ class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it and what to do."""
 
 
+def did_you_mean(name: str, valid: Iterable[str], n: int = 3) -> str:
+    """`` Did you mean a, b?`` for the valid names closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(valid), n=n, cutoff=0.5)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
 def closest_key(key: str, valid: Iterable[str]) -> str | None:
     """The valid key most like ``key``, or None when nothing is close."""
     matches = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)

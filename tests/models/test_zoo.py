@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from seed_values import VGG16_SHAPES, VGG16_WEIGHTS
 
 from visionkit.analysis import layer_table
 from visionkit.models import ModelError, create_model, list_models, model_info
@@ -97,28 +98,7 @@ def test_alexnet_first_layers_match_the_seed():
 
 
 # C33 (weights only, no biases) and C34 (output shapes) for VGG-16 at 224×224×3.
-VGG16_CONV_WEIGHTS = [
-    1_728,
-    36_864,
-    73_728,
-    147_456,
-    294_912,
-    589_824,
-    589_824,
-    1_179_648,
-    2_359_296,
-    2_359_296,
-    2_359_296,
-    2_359_296,
-    2_359_296,
-]
-VGG16_FC_WEIGHTS = [102_760_448, 16_777_216, 4_096_000]
-# One entry per conv, pool and FC row of the seed's table, in order.
-VGG16_SHAPES = (
-    [(224, 224, 64)] * 2 + [(112, 112, 64)] + [(112, 112, 128)] * 2 + [(56, 56, 128)]
-    + [(56, 56, 256)] * 3 + [(28, 28, 256)] + [(28, 28, 512)] * 3 + [(14, 14, 512)]
-    + [(14, 14, 512)] * 3 + [(7, 7, 512)] + [(4096,), (4096,), (1000,)]
-)  # fmt: skip
+VGG16_CONV_WEIGHTS, VGG16_FC_WEIGHTS = VGG16_WEIGHTS[:13], VGG16_WEIGHTS[13:]
 
 
 @pytest.fixture(scope="module")

@@ -47,11 +47,11 @@ match no block belong to the block of the layer before them (or the first block)
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from visionkit.config import did_you_mean
 from visionkit.models.errors import ModelError
 
 LEVELS = ("P2", "P3", "P4", "P5")
@@ -163,10 +163,9 @@ def backbone_info(name: str) -> BackboneInfo:
     """The registry entry of ``name``; unknown names raise ModelError with the closest ones."""
     _ensure_registered()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ModelError(
-            f"unknown backbone {name!r}.{hint} `visionkit models` lists every registered name."
+            f"unknown backbone {name!r}.{did_you_mean(name, _REGISTRY)} "
+            "`visionkit models` lists every registered name."
         )
     return _REGISTRY[name]
 

@@ -7,11 +7,11 @@ fills in what the caller leaves out, builds the Keras model and optionally loads
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from visionkit.config import did_you_mean
 from visionkit.models.errors import ModelError
 
 
@@ -98,10 +98,9 @@ def model_info(name: str) -> ModelInfo:
     """The registry entry of ``name``; unknown names raise ModelError with the closest ones."""
     _ensure_registered()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ModelError(
-            f"unknown model {name!r}.{hint} `visionkit models` lists every registered name."
+            f"unknown model {name!r}.{did_you_mean(name, _REGISTRY)} "
+            "`visionkit models` lists every registered name."
         )
     return _REGISTRY[name]
 

@@ -102,74 +102,33 @@ def _register(
     )(builder)
 
 
-resnet18 = _register(
-    "resnet18",
-    (2, 2, 2, 2),
-    bottleneck=False,
-    residual=True,
-    title="ResNet-18",
-    params=11_699_112,
-    trainable=11_689_512,
-)
+# name: (blocks per stage, bottleneck, residual, title, all params, trainable params, note)
+_VARIANTS = {
+    "resnet18": ((2, 2, 2, 2), False, True, "ResNet-18", 11_699_112, 11_689_512, ""),
+    "resnet34": ((3, 4, 6, 3), False, True, "ResNet-34", 21_814_696, 21_797_672, ""),
+    "resnet50": ((3, 4, 6, 3), True, True, "ResNet-50", 25_610_152, 25_557_032, ""),
+    "resnet101": ((3, 4, 23, 3), True, True, "ResNet-101", 44_654_504, 44_549_160, ""),
+    "resnet152": ((3, 8, 36, 3), True, True, "ResNet-152", 60_344_232, 60_192_808, ""),
+    "plain18": ((2, 2, 2, 2), False, False, "Plain-18", 11_523_496, 11_515_688, ", the no-shortcut baseline of Fig. 4"),
+    "plain34": ((3, 4, 6, 3), False, False, "Plain-34", 21_639_080, 21_623_848, ", the no-shortcut baseline of Fig. 4"),
+}  # fmt: skip
 
-resnet34 = _register(
-    "resnet34",
-    (3, 4, 6, 3),
-    bottleneck=False,
-    residual=True,
-    title="ResNet-34",
-    params=21_814_696,
-    trainable=21_797_672,
-)
-
-resnet50 = _register(
-    "resnet50",
-    (3, 4, 6, 3),
-    bottleneck=True,
-    residual=True,
-    title="ResNet-50",
-    params=25_610_152,
-    trainable=25_557_032,
-)
-
-resnet101 = _register(
-    "resnet101",
-    (3, 4, 23, 3),
-    bottleneck=True,
-    residual=True,
-    title="ResNet-101",
-    params=44_654_504,
-    trainable=44_549_160,
-)
-
-resnet152 = _register(
-    "resnet152",
-    (3, 8, 36, 3),
-    bottleneck=True,
-    residual=True,
-    title="ResNet-152",
-    params=60_344_232,
-    trainable=60_192_808,
-)
-
-plain18 = _register(
-    "plain18",
-    (2, 2, 2, 2),
-    bottleneck=False,
-    residual=False,
-    title="Plain-18",
-    params=11_523_496,
-    trainable=11_515_688,
-    extra=", the no-shortcut baseline of Fig. 4",
-)
-
-plain34 = _register(
-    "plain34",
-    (3, 4, 6, 3),
-    bottleneck=False,
-    residual=False,
-    title="Plain-34",
-    params=21_639_080,
-    trainable=21_623_848,
-    extra=", the no-shortcut baseline of Fig. 4",
-)
+for _name, (
+    _blocks,
+    _bottleneck,
+    _residual,
+    _title,
+    _params,
+    _trainable,
+    _note,
+) in _VARIANTS.items():
+    globals()[_name] = _register(
+        _name,
+        _blocks,
+        bottleneck=_bottleneck,
+        residual=_residual,
+        title=_title,
+        params=_params,
+        trainable=_trainable,
+        extra=_note,
+    )
