@@ -10,7 +10,18 @@ from PIL import Image
 
 from visionkit.cli import build_parser, main
 
-HELP_COMMANDS = [[], ["models"], ["data"], ["data", "check"], ["data", "show"]]
+HELP_COMMANDS = [
+    [],
+    ["models"],
+    ["keys"],
+    ["run"],
+    ["classify"],
+    ["detect"],
+    ["segment"],
+    ["data"],
+    ["data", "check"],
+    ["data", "show"],
+]
 
 
 @pytest.mark.parametrize("words", HELP_COMMANDS, ids=lambda w: " ".join(w) or "visionkit")
@@ -127,7 +138,7 @@ def test_raccoon_checks_clean(shared, capsys):
 def test_parser_has_the_documented_commands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"models", "data"} <= set(sub.choices)
+    assert set(sub.choices) == {"classify", "detect", "segment", "run", "keys", "models", "data"}
 
 
 def test_data_show_writes_a_grid(tmp_path, capsys):
@@ -137,3 +148,33 @@ def test_data_show_writes_a_grid(tmp_path, capsys):
     with Image.open(out) as image:
         assert image.format == "PNG"
     assert "wrote" in capsys.readouterr().out
+
+
+def test_data_check_json_error_is_the_documented_object(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "missing"), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert {"images", "classes", "boxes", "faults", "error"} <= set(report)
+    assert report["faults"][0]["kind"] == "unusable" and "missing" in report["faults"][0]["detail"]
+
+
+def test_keys_lists_every_documented_key(capsys):
+    from visionkit.cfg import key_specs
+
+    assert main(["keys"]) == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in key_specs())
+
+
+def test_unavailable_task_modes_say_so(capsys):
+    assert main(["detect", "train", "data=x"]) == 2
+    assert "not available in this version" in capsys.readouterr().err
+
+
+def test_task_errors_exit_2_without_a_traceback(tmp_path, capsys):
+    assert (
+        main(["classify", "train", f"data={tmp_path / 'nothing'}", f"out={tmp_path}", "verbose=0"])
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["classify", "train", "epochz=3"]) == 2
+    assert "Did you mean 'epochs'" in capsys.readouterr().err

@@ -167,27 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    from visionkit.cfg import resolve
+    from visionkit.cfg import resolve_cli
 
-    overrides = parse_overrides(args.overrides)
-    config = resolve(
+    config = resolve_cli(
         {"task": args.task, "mode": args.mode},
-        overrides,
+        tokens=args.overrides,
         where=f"visionkit {args.task} {args.mode}",
     )
     return _execute(config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from visionkit.cfg import load_pipeline, resolve
+    from visionkit.cfg import load_pipeline, resolve_cli
 
     pipeline = load_pipeline(args.pipeline)
-    config = resolve(
-        pipeline, parse_overrides(args.overrides), where=f"visionkit run {args.pipeline}"
+    config = resolve_cli(pipeline, tokens=args.overrides, where=f"visionkit run {args.pipeline}")
+    print(
+        f"pipeline {args.pipeline}: {config['task']} {config['mode']} with {config['model']} on {config['data']}"
     )
-    if config["mode"] != "train":
-        return _execute(config)
-    print(f"pipeline {args.pipeline}: {config['task']} with {config['model']} on {config['data']}")
     return _execute(config)
 
 
@@ -342,7 +339,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     try:
         dataset = _load(args.path, options)
     except DataError as err:
-        _report_error(err, as_json=args.json)
+        _report_error(err, as_json=args.json, path=args.path)
         return 2
     try:
         report = check_dataset(
@@ -353,7 +350,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
             **({"max_pixels": options["max_pixels"]} if "max_pixels" in options else {}),
         )
     except DatasetFaultError as err:
-        _report_error(err, as_json=args.json)
+        _report_error(err, as_json=args.json, path=args.path, kind="strict")
         return 1
     if args.json:
         print(json.dumps(report.to_json(), indent=2, default=str))
@@ -389,11 +386,21 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_error(err: Exception, *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"error": str(err)}))
-    else:
+def _report_error(err: Exception, *, as_json: bool, path: str = "", kind: str = "unusable") -> None:
+    """The error on stderr, or with ``--json`` the documented report object with the error
+    as its one fault (and an ``error`` field)."""
+    if not as_json:
         print(f"visionkit: error: {err}", file=sys.stderr)
+        return
+    fault = getattr(err, "fault", None)
+    faults = (
+        [fault.to_dict()]
+        if fault is not None
+        else [{"file": path, "kind": kind, "detail": str(err)}]
+    )
+    print(
+        json.dumps({"images": 0, "classes": {}, "boxes": None, "faults": faults, "error": str(err)})
+    )
 
 
 def _user_error(err: Exception) -> int | None:

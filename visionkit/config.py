@@ -33,11 +33,15 @@ def closest_key(key: str, valid: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
-    """Turn ``["epochs=3", "data=path/to/set"]`` into ``{"epochs": 3, "data": "path/to/set"}``."""
+def parse_overrides(tokens: Iterable[str], *, raw: bool = False) -> dict[str, Any]:
+    """Turn ``["epochs=3", "data=path/to/set"]`` into ``{"epochs": 3, "data": "path/to/set"}``.
+
+    ``raw=True`` keeps every value as its text, for callers that type values by key
+    (``visionkit.cfg.coerce``), so ``name=2024`` stays the name ``"2024"``.
+    """
     out: dict[str, Any] = {}
     for token in tokens:
-        key, sep, raw = token.partition("=")
+        key, sep, value = token.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(
@@ -45,7 +49,7 @@ def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
             )
         if key in out:
             raise ConfigError(f"key {key!r} given twice")
-        out[key] = parse_value(raw)
+        out[key] = value if raw else parse_value(value)
     return out
 
 
@@ -59,8 +63,7 @@ def parse_value(raw: str) -> Any:
         return raw
     if isinstance(value, str) and _FLOAT.fullmatch(raw.strip()):
         return float(raw)  # YAML 1.1 reads "1e-3" as text; users mean a number
-    # Keep paths and names that YAML would turn into something else (e.g. "1e3" folders) as text
-    # only when YAML produced a mapping: a key=value token never means a nested mapping.
+    # A key=value token never means a nested mapping ("a: b" stays text).
     return raw if isinstance(value, dict) else value
 
 

@@ -71,24 +71,37 @@ def grad_cam(
     """Grad-CAM heatmaps (Selvaraju et al. 2017), (N, H, W) in [0, 1] at the input size.
 
     The feature map of ``layer`` (default: the last 4-D layer) is weighted by the spatial
-    mean of the gradient of the class score, summed over channels and passed through ReLU.
-    ``class_index`` defaults to each image's top class.
+    mean of the gradient of the class's pre-softmax score (a softmax output saturates and
+    would flatten the map), summed over channels and passed through ReLU. ``class_index``
+    defaults to each image's top class.
     """
     import keras
     import tensorflow as tf
 
     layer_name = layer or last_conv_layer(model)
-    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    head = (
+        model.get_layer("predictions")
+        if "predictions" in {lay.name for lay in model.layers}
+        else None
+    )
+    probe = keras.Model(
+        model.inputs,
+        [model.get_layer(layer_name).output, head.input if head is not None else model.output],
+    )
     x = tf.convert_to_tensor(images, dtype=tf.float32)
     with tf.GradientTape() as tape:
-        features, probs = probe(x, training=False)
+        features, before_head = probe(x, training=False)
         tape.watch(features)
+        if isinstance(head, keras.layers.Dense):
+            scores = tf.matmul(tf.cast(before_head, head.kernel.dtype), head.kernel) + head.bias
+        else:  # an Activation head (NiN) takes the scores themselves; otherwise the output
+            scores = before_head
         if class_index is None:
-            class_index = tf.argmax(probs, axis=-1)
-        score = tf.gather(probs, tf.cast(class_index, tf.int32), axis=1, batch_dims=1)
+            class_index = tf.argmax(scores, axis=-1)
+        score = tf.gather(scores, tf.cast(class_index, tf.int32), axis=1, batch_dims=1)
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+    cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, weights.dtype), axis=-1))
     cam = cam / (tf.reduce_max(cam, axis=(1, 2), keepdims=True) + 1e-8)
     cam = tf.image.resize(cam[..., None], tf.shape(x)[1:3], method="bilinear")[..., 0]
     return cam.numpy()

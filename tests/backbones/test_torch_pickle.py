@@ -236,3 +236,21 @@ def test_reads_the_real_lite0_file():
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert all(np.isfinite(v).all() for v in state.values())
+
+
+@pytest.mark.parametrize(
+    ("offset", "size", "stride"),
+    [
+        (0, (3,), (-1_000_000,)),  # negative stride: would read outside the array
+        (-1, (2,), (1,)),  # negative offset
+        (0, (10**9,), (0,)),  # expanded view: would allocate without bound
+        (2, (4,), (1,)),  # runs past the end of the storage
+    ],
+)
+def test_malformed_tensor_views_are_refused(offset, size, stride):
+    from visionkit.backbones import torch_pickle as tp
+
+    storage = tp._StorageRef(key="0", dtype=np.dtype("float32"), numel=5)
+    storage.data = np.arange(5, dtype=np.float32)
+    with pytest.raises(tp.LegacyPickleError, match=r"refusing|does not fit"):
+        tp._materialise(tp._TensorRef(storage, offset, size, stride))

@@ -46,7 +46,8 @@ def test_imagenet_classifier_names_chelsea_offline(tmp_path):
     assert rows["chelsea.png"]["class1"] == "Egyptian cat"
     assert rows["coffee.png"]["class1"] == "espresso"
     assert float(rows["chelsea.png"]["prob1"]) > 0.5
-    assert rows["broken.jpg"]["class1"].startswith("error:")  # listed, not a crash
+    assert rows["broken.jpg"]["class1"] == "" and rows["broken.jpg"]["error"]  # listed, not a crash
+    assert rows["chelsea.png"]["error"] == ""
 
 
 def test_mixed_precision_run_keeps_the_classifier_float32(tmp_path):

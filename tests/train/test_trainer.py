@@ -119,7 +119,15 @@ def test_run_folder_and_metrics(tmp_path):
     )
     with open(out / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 12 and set(rows[0]) == {"path", "class1", "prob1", "class2", "prob2"}
+    assert len(rows) == 12 and set(rows[0]) == {
+        "path",
+        "class1",
+        "prob1",
+        "class2",
+        "prob2",
+        "error",
+    }
+    assert all(row["error"] == "" for row in rows)
     assert (out / "gradcam.png").exists()
 
 

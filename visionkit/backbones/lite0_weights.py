@@ -56,8 +56,10 @@ CACHE_NAME = f"efficientnet_lite0_imagenet_{SHA256[:12]}.weights.h5"
 
 
 def cache_dir() -> Path:
-    """``$VISIONKIT_HOME`` or ``~/.cache/visionkit``."""
-    return Path(os.environ.get("VISIONKIT_HOME") or Path.home() / ".cache" / "visionkit")
+    """``$VISIONKIT_HOME`` or ``~/.cache/visionkit`` (the one visionkit cache folder)."""
+    from visionkit.data.synthetic import home
+
+    return home()
 
 
 def find_package_file() -> Path:

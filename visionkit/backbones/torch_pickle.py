@@ -177,17 +177,31 @@ def _materialise(tensor: _TensorRef) -> np.ndarray:
         raise LegacyPickleError(f"storage {tensor.storage.key!r} has no data in the file")
     if len(tensor.size) != len(tensor.stride):
         raise LegacyPickleError(f"tensor size {tensor.size} and stride {tensor.stride} disagree")
+    if any(not isinstance(v, int) or v < 0 for v in (tensor.offset, *tensor.size, *tensor.stride)):
+        raise LegacyPickleError(
+            f"tensor view (offset {tensor.offset}, size {tensor.size}, stride {tensor.stride}) of "
+            f"storage {tensor.storage.key!r} has a negative or non-integer entry; refusing it"
+        )
     if not tensor.size:
+        if tensor.offset >= data.size:
+            raise LegacyPickleError(
+                f"scalar offset {tensor.offset} past storage {tensor.storage.key!r}"
+            )
         return data[tensor.offset : tensor.offset + 1].reshape(()).copy()
+    count = int(np.prod(tensor.size, dtype=np.int64))
+    if count == 0:
+        return np.zeros(tensor.size, dtype=data.dtype)
     extent = (
         tensor.offset
         + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
         + 1
     )
-    if min(tensor.size) > 0 and (tensor.offset < 0 or extent > data.size):
+    # A state dict never holds expanded (stride-0) views: a view with more elements than
+    # its storage would only make the copy below allocate without bound.
+    if extent > data.size or count > data.size:
         raise LegacyPickleError(
             f"tensor view (offset {tensor.offset}, size {tensor.size}, stride "
-            f"{tensor.stride}) runs past storage {tensor.storage.key!r} of {data.size} elements"
+            f"{tensor.stride}) does not fit storage {tensor.storage.key!r} of {data.size} elements"
         )
     base = data[tensor.offset :]
     strides = tuple(s * data.itemsize for s in tensor.stride)

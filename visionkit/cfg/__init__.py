@@ -15,7 +15,11 @@ from typing import Any
 
 import yaml
 
-from visionkit.config import ConfigError, closest_key, matches_type
+from visionkit.config import ConfigError, closest_key, matches_type, parse_value
+
+# Keys a run adds to its config.yaml (read from the data and the model): accepted when a
+# saved config is used again, and recomputed by the run.
+DERIVED_KEYS = frozenset(("class_names", "num_classes", "input_shape", "pretrained", "backbone"))
 
 _LINE = re.compile(
     r"^(?P<key>[a-z_][a-z0-9_]*):\s*(?P<value>[^#]*?)\s*#\s*\((?P<type>[^)]+)\)\s*(?P<help>.*)$"
@@ -70,9 +74,20 @@ def defaults() -> dict[str, Any]:
     return {k: spec.default for k, spec in key_specs().items()}
 
 
+def coerce(key: str, raw: str) -> Any:
+    """Type a command-line value by its key: text for text-only keys (``name=2024``,
+    ``data=1e3`` stay as written), YAML scalars otherwise; ``null`` is None where allowed."""
+    spec = key_specs().get(key)
+    if spec is not None and set(spec.types) <= {str, type(None)}:
+        return None if raw in ("null", "~", "None") and type(None) in spec.types else raw
+    return parse_value(raw)
+
+
 def check_value(key: str, value: Any, *, where: str = "config") -> Any:
     """Validate one key's value (ints are accepted where floats are); return it."""
     specs = key_specs()
+    if key in DERIVED_KEYS:
+        return value
     if key not in specs:
         near = closest_key(key, specs)
         hint = f" Did you mean {near!r}?" if near else ""
@@ -93,12 +108,25 @@ def check_value(key: str, value: Any, *, where: str = "config") -> Any:
 
 
 def resolve(*layers: dict[str, Any] | None, where: str = "config") -> dict[str, Any]:
-    """Defaults, then each layer (pipeline file, command line) on top; every key checked."""
+    """Defaults, then each layer (pipeline file, command line) on top; every key checked.
+
+    Keys a run derives (``DERIVED_KEYS``) are dropped: the run recomputes them.
+    """
     config = defaults()
     for layer in layers:
         for key, value in (layer or {}).items():
-            config[key] = check_value(key, value, where=where)
+            value = check_value(key, value, where=where)
+            if key not in DERIVED_KEYS:
+                config[key] = value
     return config
+
+
+def resolve_cli(*layers: dict[str, Any] | None, tokens: list[str], where: str) -> dict[str, Any]:
+    """``resolve`` with command-line ``key=value`` tokens typed by their keys on top."""
+    from visionkit.config import parse_overrides
+
+    overrides = {k: coerce(k, v) for k, v in parse_overrides(tokens, raw=True).items()}
+    return resolve(*layers, overrides, where=where)
 
 
 def load_pipeline(path: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from visionkit.data.augment import geometric as geo
 from visionkit.data.augment.colour import colour_jitter, rand_augment
 from visionkit.data.augment.mix import mixup_cutmix, mixup_detection
 from visionkit.data.augment.mosaic import mosaic
+from visionkit.data.errors import DataError
 from visionkit.data.images import read_image, read_mask
 from visionkit.data.types import TASKS, Dataset
 
@@ -143,7 +144,10 @@ class ExampleTable:
         self.examples = dataset.examples
         self.n = len(self.examples)
         if self.n == 0:
-            raise ValueError("the dataset has no examples")
+            raise DataError(
+                f"{dataset.root or 'the dataset'}: no examples to build a pipeline from "
+                "(empty, or every file was faulty: `visionkit data check` lists why)"
+            )
         exs = self.examples
         needs_pil = {str(p) for p in needs_pil}
         if all(e.image_path is not None for e in exs):
@@ -469,7 +473,7 @@ def build_pipeline(
     num_batches = n // batch if drop_remainder else -(-n // batch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     ds = ds.map(
-        _Finisher(task, dataset.num_classes or table.n, cfg, training, seed),
+        _Finisher(task, dataset.num_classes, cfg, training, seed),
         num_parallel_calls=AUTOTUNE,
     ).prefetch(AUTOTUNE)
     ds.controls = controls  # tf.data datasets are plain Python objects: attach the knobs

@@ -39,6 +39,31 @@ class PreparedData:
         return line
 
 
+def cache_location(cache: bool | str | None, dataset: Dataset, split: str) -> bool | str:
+    """Where a pipeline caches decoded images: ``True`` in memory, ``False`` nowhere, or a
+    file under the folder ``cache`` named by the split and a fingerprint of the files (path,
+    size, modification time), so runs and splits never read each other's cache and edited
+    data is never served from a stale one."""
+    if not cache:
+        return False
+    if cache is True:
+        return True
+    import hashlib
+    import os
+
+    digest = hashlib.sha1()
+    for example in dataset.examples:
+        for path in (example.image_path, example.mask_path):
+            if path:
+                stat = os.stat(path)
+                digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        if example.image is not None:
+            digest.update(example.image.tobytes())
+    folder = os.fspath(cache)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{split}-{digest.hexdigest()[:16]}")
+
+
 def checked(
     dataset: Dataset, *, strict: bool, progress: bool
 ) -> tuple[Dataset, list[Fault], set[str], int]:
@@ -77,6 +102,13 @@ def prepare_data(config: dict[str, Any], *, task: str, progress: bool = True) ->
         raise DataError(
             f"validation classes {val.class_names} differ from training classes {train.class_names}; "
             "give both the same class folders / names"
+        )
+    if task == "classify" and len(train.class_names) < 2:
+        from visionkit.data.errors import DataError
+
+        raise DataError(
+            f"{config['data']}: classification needs at least 2 classes, found {train.class_names}; "
+            "put each class in its own subfolder"
         )
     train, faults, pil, skipped = checked(train, strict=strict, progress=progress)
     val, val_faults, val_pil, val_skipped = checked(val, strict=strict, progress=progress)

@@ -25,7 +25,7 @@ PREFIX = "builtin:"
 
 def home() -> Path:
     """visionkit's cache folder: ``$VISIONKIT_HOME`` or ``~/.cache/visionkit``."""
-    return Path(os.environ.get("VISIONKIT_HOME", Path.home() / ".cache" / "visionkit"))
+    return Path(os.environ.get("VISIONKIT_HOME") or Path.home() / ".cache" / "visionkit")
 
 
 def draw_shape(kind: str, size: int, rng: np.random.Generator) -> Image.Image:

@@ -30,7 +30,6 @@ class ClassifyTask:
     # -- model ---------------------------------------------------------------------------
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         """Build ``config["model"]`` for ``len(class_names)`` classes at ``imgsz``."""
-        import keras
 
         from visionkit.backbones import list_backbones
         from visionkit.models import create_model, list_models, model_info
@@ -67,7 +66,6 @@ class ClassifyTask:
                 **dict(config.get("model_options") or {}),
             )
             return model, {"pretrained": pretrained, "backbone": None}
-        keras.backend.clear_session()
         raise ConfigError(
             f"unknown model {name!r}: `visionkit models` lists the models and backbones"
         )
@@ -87,24 +85,30 @@ class ClassifyTask:
 
     def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
         """Apply a stage's trainability (see ``visionkit.train.recipes.Stage``)."""
+        import keras
+
         from visionkit.train.freeze import freeze_backbone, model_blocks, unfreeze
 
         kind, _, arg = stage.trainable.partition(":")
         backbone = config.get("backbone")
+        # BatchNorm statistics of pretrained blocks stay frozen unless train_bn; a model
+        # trained from scratch must learn them.
+        train_bn = bool(config["train_bn"]) or not config.get("pretrained")
         if kind == "all":
             for layer in model.layers:
-                layer.trainable = True
+                layer.trainable = train_bn or not isinstance(layer, keras.layers.BatchNormalization)
         elif kind == "head":
-            freeze_backbone(model)
+            freeze_backbone(model, recompile=False)
         elif kind == "top":
-            unfreeze(model, blocks=int(arg), backbone=backbone, train_bn=bool(config["train_bn"]))
+            unfreeze(model, blocks=int(arg), backbone=backbone, train_bn=train_bn, recompile=False)
         elif kind == "from":
             total = len(model_blocks(model, backbone))
             unfreeze(
                 model,
                 blocks=max(0, total - int(arg)),
                 backbone=backbone,
-                train_bn=bool(config["train_bn"]),
+                train_bn=train_bn,
+                recompile=False,
             )
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
@@ -192,6 +196,7 @@ class ClassifyTask:
 
         wrong = np.flatnonzero(probs.argmax(axis=1) != labels)
         if count <= 0 or not len(wrong):
+            Path(path).unlink(missing_ok=True)  # no stale grid from an earlier evaluation
             return
         loss = -np.log(np.clip(probs[wrong, labels[wrong]], 1e-12, 1.0))
         worst = wrong[np.argsort(-loss)][:count]
@@ -209,11 +214,12 @@ class ClassifyTask:
 
 
 def _imgsz(value) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    raise ConfigError(f"imgsz must be an integer or [height, width], got {value!r}")
+    from visionkit.data.pipeline import parse_imgsz
+
+    try:
+        return parse_imgsz(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"imgsz must be an integer or [height, width], got {value!r}") from None
 
 
 # -- val and predict commands ------------------------------------------------------------
@@ -255,20 +261,10 @@ def image_files(source: str) -> list[str]:
 
 
 def output_dir(config: dict[str, Any], default_name: str) -> Path:
-    """``out/name`` for val and predict results; ``name`` defaults to the first free
-    ``default_name``, ``default_name2``, ..."""
+    """``out/name`` for val and predict results (the first free ``default_name`` when unnamed)."""
     from visionkit.train.runs import open_output
 
-    name = config.get("name") or _free(Path(config["out"]), default_name)
-    return open_output(config["out"], name)
-
-
-def _free(parent: Path, base: str) -> str:
-    k, name = 1, base
-    while (parent / name).exists():
-        k += 1
-        name = f"{base}{k}"
-    return name
+    return open_output(config["out"], config.get("name"), default_name)
 
 
 def val_command(config: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +299,8 @@ def val_command(config: dict[str, Any]) -> dict[str, Any]:
     metrics = ClassifyTask().validate(
         model, dataset, merged, out, split=split, needs_pil=pil, progress=int(config["verbose"]) > 0
     )
-    print(f"wrote {out / 'metrics.json'}, confusion_matrix.png and worst.png")
+    plots = ", ".join(p for p in ("confusion_matrix.png", "worst.png") if (out / p).exists())
+    print(f"wrote {out / 'metrics.json'} and {plots}")
     return metrics
 
 
@@ -352,6 +349,10 @@ def predict_command(config: dict[str, Any]) -> Path:
         readable.append(path)
         if any(f.kind in PIL_KINDS for f in info.faults):
             pil.add(path)
+    if not readable:
+        raise ConfigError(
+            f"source={config['source']}: no readable images ({len(files)} files found, {len(failed)} unreadable)"
+        )
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in readable])
     pipeline = build_pipeline(
         dataset,
@@ -375,13 +376,17 @@ def predict_command(config: dict[str, Any]) -> Path:
                 [path] + [v for k in order[i] for v in (class_names[k], f"{probs[i, k]:.6f}")]
             )
             row += 1
-    header = ["path"] + [f"{kind}{k}" for k in range(1, topk + 1) for kind in ("class", "prob")]
+    header = [
+        "path",
+        *(f"{kind}{k}" for k in range(1, topk + 1) for kind in ("class", "prob")),
+        "error",
+    ]
     with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
         for path, kind, detail in failed:
-            writer.writerow([path, f"error:{kind}", detail])
+            writer.writerow([path, *([""] * 2 * topk), f"{kind}: {detail}"])
     if config["save_images"] or explain:
         _draw_predictions(
             model, rows, out, explain=explain, save_images=bool(config["save_images"])

@@ -41,8 +41,15 @@ class BestCheckpoint(keras.callbacks.Callback):
         return value > self.best if self.mode == "max" else value < self.best
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        value = (logs or {}).get(self.monitor)
-        if value is None or not np.isfinite(value) or not self.improved(float(value)):
+        logs = logs or {}
+        if self.monitor not in logs:
+            from visionkit.config import ConfigError
+
+            raise ConfigError(
+                f"monitor={self.monitor} is not a metric of this run; choose one of {', '.join(sorted(logs))}"
+            )
+        value = logs[self.monitor]
+        if not np.isfinite(value) or not self.improved(float(value)):
             return
         self.best, self.best_epoch = float(value), epoch
         try:

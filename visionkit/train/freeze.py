@@ -128,11 +128,15 @@ def _recompile(model, optimizer=None) -> None:
     model.compile(optimizer=optimizer, **kwargs)
 
 
-def freeze_backbone(model, *, optimizer=None, verbose: bool = True) -> ParamCounts:
-    """Freeze everything but the head; recompile (with ``optimizer`` if given); print the counts."""
+def freeze_backbone(
+    model, *, optimizer=None, recompile: bool = True, verbose: bool = True
+) -> ParamCounts:
+    """Freeze everything but the head; recompile (with ``optimizer`` if given; skip with
+    ``recompile=False`` when the caller compiles next); print the counts."""
     for layer in model.layers:
         layer.trainable = is_head(layer)
-    _recompile(model, optimizer)
+    if recompile:
+        _recompile(model, optimizer)
     counts = param_counts(model)
     if verbose:
         print(f"froze the backbone of {model.name}: {counts}")
@@ -148,6 +152,7 @@ def unfreeze(
     backbone: str | None = None,
     train_bn: bool = False,
     optimizer=None,
+    recompile: bool = True,
     verbose: bool = True,
 ) -> ParamCounts:
     """Unfreeze the top of the backbone by whole blocks; BatchNorm stays frozen by default.
@@ -187,7 +192,8 @@ def unfreeze(
     for layer in model.layers:
         if is_head(layer):
             layer.trainable = True
-    _recompile(model, optimizer)
+    if recompile:
+        _recompile(model, optimizer)
     counts = param_counts(model)
     if verbose:
         opened = [name for name, _ in groups[start:]]

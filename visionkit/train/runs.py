@@ -48,13 +48,24 @@ class Run:
             return yaml.safe_load(handle) or {}
 
 
-def _next_free(parent: Path, base: str) -> Path:
+def next_free(parent: Path, base: str) -> Path:
+    """``parent/base``, or ``base2``, ``base3``, ... : the first that does not exist."""
     if not (parent / base).exists():
         return parent / base
     k = 2
     while (parent / f"{base}{k}").exists():
         k += 1
     return parent / f"{base}{k}"
+
+
+def check_name(name: str) -> str:
+    """A run or output name is one folder name: no separators, no ``..``, not absolute."""
+    name = str(name)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
+        raise ConfigError(
+            f"name={name!r} must be a single folder name (no '/', '..' or absolute paths); use out= for the parent folder"
+        )
+    return name
 
 
 def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool = False) -> Run:
@@ -64,6 +75,8 @@ def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool
     ``exist_ok`` (files are replaced) or ``resume`` (training continues from its state).
     """
     parent = Path(out)
+    if name is not None:
+        name = check_name(name)
     if resume:
         if not name:
             raise ConfigError(
@@ -76,7 +89,7 @@ def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool
                 f"(existing runs: {', '.join(sorted(p.name for p in parent.glob('*/config.yaml'))) or 'none'})"
             )
         return Run(folder)
-    folder = _next_free(parent, "exp") if not name else parent / name
+    folder = next_free(parent, "exp") if not name else parent / name
     if folder.exists() and any(folder.iterdir()):
         if not exist_ok:
             raise ConfigError(
@@ -93,9 +106,10 @@ def open_run(out: str, name: str | None, *, exist_ok: bool = False, resume: bool
     return Run(folder)
 
 
-def open_output(out: str, name: str) -> Path:
-    """A folder for val/predict results (``out/name``), created if needed; kept otherwise."""
-    folder = Path(out) / name
+def open_output(out: str, name: str | None, default: str) -> Path:
+    """A folder for val/predict results: ``out/name``, or the first free ``out/default``,
+    ``default2``, ... when ``name`` is None. An existing named folder is reused."""
+    folder = Path(out) / check_name(name) if name else next_free(Path(out), default)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -10,6 +10,7 @@ validate the best checkpoint and write ``metrics.json`` and the plots.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,33 @@ def _setup_numerics(config: dict[str, Any]) -> None:
     keras.mixed_precision.set_global_policy(config["precision"])
 
 
+# What a resumed run may change: everything else must match the interrupted run.
+RESUME_CHANGEABLE = frozenset(("verbose", "patience", "resume", "out", "name", "exist_ok"))
+
+
+def _resumed_config(run: Run, config: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted run's config with the allowed changes; other changes are an error."""
+    from visionkit.cfg import DERIVED_KEYS, defaults
+    from visionkit.config import ConfigError
+
+    saved, base = run.read_config(), defaults()
+    changed = sorted(
+        key
+        for key, value in config.items()
+        if key not in RESUME_CHANGEABLE
+        and key not in DERIVED_KEYS
+        and value != base.get(key)
+        and value != saved.get(key)
+    )
+    if changed:
+        raise ConfigError(
+            f"resume=true continues {run.dir} as it was configured, but these keys differ: "
+            f"{', '.join(f'{k}={config[k]!r} (run: {saved.get(k)!r})' for k in changed)}. "
+            "Drop them, or start a new run from its weights with model={run.dir}."
+        )
+    return {**saved, **{k: config[k] for k in RESUME_CHANGEABLE if k in config}, "resume": True}
+
+
 def _progress(run: Run) -> dict[str, Any]:
     path = run.state / "progress.json"
     return json.loads(path.read_text()) if path.exists() else {"completed": []}
@@ -90,7 +118,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
     import keras
 
     from visionkit.data.pipeline import build_pipeline
-    from visionkit.data.prepare import prepare_data
+    from visionkit.data.prepare import cache_location, prepare_data
     from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog
     from visionkit.train.recipes import make_optimizer, plan_stages
 
@@ -100,9 +128,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         config["out"], config.get("name"), exist_ok=bool(config["exist_ok"]), resume=resume
     )
     if resume:
-        saved = run.read_config()
-        saved.update(resume=True, verbose=config.get("verbose", saved.get("verbose", 1)))
-        config = saved
+        config = _resumed_config(run, config)
     config = {**config, "name": run.name}
     verbose = int(config["verbose"])
     if not config.get("data"):
@@ -115,6 +141,12 @@ def train(task, config: dict[str, Any]) -> RunResult:
     _setup_numerics(config)
     try:
         data = prepare_data(config, task=task.name, progress=verbose > 0)
+        if len(data.train) == 0 or len(data.val) == 0:
+            from visionkit.data.errors import DataError
+
+            raise DataError(
+                f"{config['data']}: no usable training or validation examples (see data_faults.csv)"
+            )
         print(data.summary())
         save_faults(run, data.faults)
         model, info = task.build_model(config, data.class_names)
@@ -135,11 +167,20 @@ def train(task, config: dict[str, Any]) -> RunResult:
             seed=int(config["seed"]),
             needs_pil=data.needs_pil,
         )
-        cache = config["cache"] if config["cache"] not in (False, None) else False
         train_ds = build_pipeline(
-            data.train, training=True, augment=config["augment"], cache=cache, **common
+            data.train,
+            training=True,
+            augment=config["augment"],
+            cache=cache_location(config["cache"], data.train, "train"),
+            **common,
         )
-        val_ds = build_pipeline(data.val, training=False, augment=False, cache=cache, **common)
+        val_ds = build_pipeline(
+            data.val,
+            training=False,
+            augment=False,
+            cache=cache_location(config["cache"], data.val, "val"),
+            **common,
+        )
         controls = train_ds.controls
         train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
         steps = int(train_ds.cardinality())
@@ -207,6 +248,10 @@ def train(task, config: dict[str, Any]) -> RunResult:
             plot_history(
                 run.history, run.path("curves.png"), title=f"{run.name}: {config['model']}"
             )
+    except BaseException:
+        if not resume and not run.config.exists():
+            shutil.rmtree(run.dir, ignore_errors=True)  # nothing worth keeping; frees the name
+        raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
     result = RunResult(run, metrics, config, time.time() - started)
