@@ -50,7 +50,27 @@ def conditions() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg_start": list(os.getloadavg()),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git": _git_state(),
     }
+
+
+def _git_state() -> str:
+    """The commit the library ran at, with ``+dirty`` when visionkit/ has local edits."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "visionkit"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def finish_conditions(cond: dict[str, Any], started: float) -> dict[str, Any]:

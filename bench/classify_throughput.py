@@ -222,7 +222,9 @@ def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
     keras.utils.set_random_seed(int(config["seed"]))
     data = prepare_data(config, task="classify", progress=False)
     model, info = task.build_model(config, data.class_names)
-    config.update(backbone=info.get("backbone"), class_names=data.class_names)
+    config.update(
+        backbone=info.get("backbone"), pretrained=info["pretrained"], class_names=data.class_names
+    )
     common = dict(
         task="classify",
         imgsz=tuple(model.input_shape[1:3]),

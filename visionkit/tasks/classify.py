@@ -372,9 +372,8 @@ def predict_command(config: dict[str, Any]) -> Path:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :topk]
         for i in range(len(probs)):
             path = readable[row]
-            rows.append(
-                [path] + [v for k in order[i] for v in (class_names[k], f"{probs[i, k]:.6f}")]
-            )
+            scores = [v for k in order[i] for v in (class_names[k], f"{probs[i, k]:.6f}")]
+            rows.append([path, *scores, ""])
             row += 1
     header = [
         "path",
