@@ -197,7 +197,7 @@ class EpochTimer:
         self.epoch_start = time.perf_counter()
 
 
-def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
+def train_part(root: Path, repeats: int, epochs: int, ablate: bool = False) -> tuple[dict, str]:
     import keras
 
     from visionkit.cfg import load_pipeline, resolve
@@ -247,18 +247,26 @@ def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
     )
     work = Path(tempfile.mkdtemp(prefix="trainer_bench_"))
 
-    def trainer_callbacks(k):
-        best = BestCheckpoint(work / "model.keras", monitor=config["monitor"])
-        return [
-            DataEpoch(controls),
-            HistoryLog(work / "history.csv", stage.name),
-            best,
-            keras.callbacks.BackupAndRestore(str(work / f"backup_{k}")),
-            keras.callbacks.TensorBoard(str(work / "logs"), write_graph=False, profile_batch=0),
-            keras.callbacks.EarlyStopping(
-                monitor=config["monitor"], patience=int(config["patience"])
-            ),
-        ]
+    factories = {
+        "DataEpoch": lambda k: DataEpoch(controls),
+        "HistoryLog": lambda k: HistoryLog(work / "history.csv", stage.name),
+        "BestCheckpoint": lambda k: BestCheckpoint(work / "model.keras", monitor=config["monitor"]),
+        "BackupAndRestore": lambda k: keras.callbacks.BackupAndRestore(str(work / f"backup_{k}")),
+        "TensorBoard": lambda k: keras.callbacks.TensorBoard(
+            str(work / "logs"), write_graph=False, profile_batch=0
+        ),
+        "EarlyStopping": lambda k: keras.callbacks.EarlyStopping(
+            monitor=config["monitor"], patience=int(config["patience"])
+        ),
+    }
+    variants = {"bare": [], "trainer": list(factories)}
+    if ablate:  # bare fit + one callback: where the per-epoch cost goes
+        variants.update(
+            {
+                f"+{n}": [n]
+                for n in ("HistoryLog", "BestCheckpoint", "BackupAndRestore", "TensorBoard")
+            }
+        )
 
     epoch = 0
 
@@ -279,10 +287,10 @@ def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
         return timer
 
     fit([], 1)  # warm-up: tracing of train and test functions, pipeline cache fill
-    results = {"bare": {"epoch": [], "step": []}, "trainer": {"epoch": [], "step": []}}
+    results = {name: {"epoch": [], "step": []} for name in variants}
     for k in range(repeats):
-        for name in ("bare", "trainer"):
-            timer = fit(trainer_callbacks(k) if name == "trainer" else [], epochs)
+        for name, names in variants.items():
+            timer = fit([factories[n](k) for n in names], epochs)
             results[name]["epoch"] += timer.epoch_seconds
             results[name]["step"] += timer.step_seconds
             print(
@@ -301,8 +309,9 @@ def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
             f"{steps / med[name]['epoch']:.2f}",
             f"{1000 * med[name]['step']:.0f}",
             f"{1 / med[name]['step']:.2f}",
+            f"{100 * (med[name]['epoch'] / med['bare']['epoch'] - 1):+.1f} %",
         ]
-        for name in ("bare", "trainer")
+        for name in variants
     ]
     table = (
         f"trainer vs bare `model.fit`: EfficientNet-Lite0 ImageNet at 224, stage finetune "
@@ -315,6 +324,7 @@ def train_part(root: Path, repeats: int, epochs: int) -> tuple[dict, str]:
                 "steps/s (epoch)",
                 "train step ms",
                 "steps/s (steps only)",
+                "epoch vs bare",
             ],
             rows,
         )
@@ -337,6 +347,9 @@ def main() -> int:
     parser.add_argument("--part", choices=["predict", "train", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="train part: epochs per fit")
+    parser.add_argument(
+        "--ablate", action="store_true", help="train part: also bare fit + each callback alone"
+    )
     parser.add_argument("--tag", default="classify_throughput")
     args = parser.parse_args()
     started = time.time()
@@ -347,7 +360,7 @@ def main() -> int:
         payload["predict"], table = predict_part(root, args.repeats)
         tables.append(table)
     if args.part in ("train", "all"):
-        payload["train"], table = train_part(root, args.repeats, args.epochs)
+        payload["train"], table = train_part(root, args.repeats, args.epochs, args.ablate)
         tables.append(table)
     text = "\n\n".join(tables)
     print("\n" + text)

@@ -27,7 +27,8 @@ cats_dogs (``training_set`` → ``test_set``, 300 + 300 images, 224×224), per s
   visionkit run (see the table's time column).
 
 flowers (5 classes, 128×128): a seeded stratified 20 % test split is carved here
-(symlinks into ``TMP/train`` and ``TMP/test``); the trainer carves its validation split
+(copies in ``TMP/train`` and ``TMP/test``: the folder
+source refuses symlinks that resolve outside the data root); the trainer carves its validation split
 from ``TMP/train``. ResNet-18 from scratch (``pipelines/classify_scratch.yaml``) and
 EfficientNet-Lite0 ImageNet (``pipelines/classify_transfer.yaml``), both at 128, one seed,
 ``--flowers-epochs`` each.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -201,7 +203,8 @@ def cats_dogs(args, root: Path, overrides: dict) -> tuple[dict, str]:
 
 # -- flowers -------------------------------------------------------------------------------
 def split_flowers(source: Path, dest: Path, seed: int, test_fraction: float = 0.2) -> dict:
-    """Seeded stratified split into ``dest/train/<class>`` and ``dest/test/<class>`` (symlinks)."""
+    """Seeded stratified split into ``dest/train/<class>`` and ``dest/test/<class>`` (copies:
+    symlinks resolving outside the root are refused by the folder source)."""
     counts = {}
     rng = random.Random(seed)
     for cls in sorted(p.name for p in source.iterdir() if p.is_dir()):
@@ -212,7 +215,7 @@ def split_flowers(source: Path, dest: Path, seed: int, test_fraction: float = 0.
             folder = dest / part / cls
             folder.mkdir(parents=True, exist_ok=True)
             for f in chosen:
-                (folder / f.name).symlink_to(f)
+                shutil.copy2(f, folder / f.name)
         counts[cls] = {"train": len(files) - n_test, "test": n_test}
     return counts
 
@@ -291,7 +294,7 @@ def main() -> int:
         choices=["visionkit", "keras_io", "scratch"],
         default=["visionkit", "keras_io", "scratch"],
     )
-    parser.add_argument("--scratch-epochs", type=int, default=6)
+    parser.add_argument("--scratch-epochs", type=int, default=3)
     parser.add_argument("--flowers-epochs", type=int, default=5)
     parser.add_argument("--no-test", action="store_true", help="tuning: validation only")
     parser.add_argument("--tag", default=None, help="results file name")

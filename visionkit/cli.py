@@ -182,8 +182,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     config = resolve_cli(pipeline, tokens=args.overrides, where=f"visionkit run {args.pipeline}")
+    model = config["model"] or "the task's default model"
     print(
-        f"pipeline {args.pipeline}: {config['task']} {config['mode']} with {config['model']} on {config['data']}"
+        f"pipeline {args.pipeline}: {config['task']} {config['mode']} with {model} on {config['data']}"
     )
     return _execute(config)
 

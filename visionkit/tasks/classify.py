@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,11 @@ class ClassifyTask:
     """Image classification on the classic zoo or any pretrained backbone."""
 
     name = "classify"
+    defaults: ClassVar[dict[str, Any]] = {"model": "efficientnet_lite0", "imgsz": 224}
+
+    def fill_defaults(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The task's default ``model`` and ``imgsz`` where the config leaves them null."""
+        return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self, config: dict[str, Any], class_names: list[str]):

@@ -10,7 +10,8 @@ Blocks: the backbone's layers are grouped into blocks, in order from the stem to
 the registry's blocks (``visionkit.backbones.block_layers``) when ``backbone=`` names one,
 otherwise the ``...block<N>`` / ``stage<N>_block<N>`` / ``conv<N>_block<N>`` name prefixes
 Keras applications and the visionkit zoo use. ``unfreeze(model, blocks=2)`` unfreezes the
-top two. Head layers (``classifier_*``, ``predictions``, ``aux_*``) are never frozen by
+top two. Head layers (``classifier_*``, ``predictions``, ``aux_*``, the detectors'
+``det_*`` neck and head, the segmenters' ``seg_*`` decoder) are never frozen by
 ``freeze_backbone``.
 """
 
@@ -20,7 +21,8 @@ import math
 import re
 from dataclasses import dataclass
 
-HEAD_PREFIXES = ("classifier_", "predictions", "aux_")
+# Layers a task adds on top of a backbone: classifier, detection neck/head, segmentation decoder.
+HEAD_PREFIXES = ("classifier_", "predictions", "aux_", "det_", "seg_")
 _BLOCK_PATTERN = re.compile(r"^(.*?block_?\d+[a-z]?)(?:_|$)")
 
 

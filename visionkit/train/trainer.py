@@ -129,7 +129,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
     )
     if resume:
         config = _resumed_config(run, config)
-    config = {**config, "name": run.name}
+    config = {**task.fill_defaults(config), "name": run.name}
     verbose = int(config["verbose"])
     if not config.get("data"):
         from visionkit.config import ConfigError
