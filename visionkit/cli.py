@@ -201,10 +201,16 @@ def _execute(config: dict[str, Any]) -> int:
     from visionkit.tasks import get_task
 
     task, mode = config["task"], config["mode"]
-    if task != "classify" or mode == "export":
+    available = {
+        ("classify", "train"),
+        ("classify", "val"),
+        ("classify", "predict"),
+        ("detect", "train"),
+    }
+    if (task, mode) not in available:
         print(
             f"visionkit: error: `visionkit {task} {mode}` is not available in this version "
-            "(classify train, val and predict are)",
+            "(classify train, val and predict, and detect train are)",
             file=sys.stderr,
         )
         return 2

@@ -80,12 +80,24 @@ def register_model(
     return decorate
 
 
+# Modules whose @register_model builders make up the zoo.
+_ARCHITECTURES = (
+    "visionkit.models.classic",
+    "visionkit.models.yolo",
+    "visionkit.models.yolov1",
+    "visionkit.models.segmentation",
+)
+
+
 def _ensure_registered() -> None:
     # Importing the architecture modules runs their @register_model decorators.
     from visionkit.backend import require_tensorflow_backend
 
     require_tensorflow_backend()
-    from visionkit.models import classic  # noqa: F401
+    import importlib
+
+    for module in _ARCHITECTURES:
+        importlib.import_module(module)
 
 
 def list_models(task: str | None = None) -> list[str]:

@@ -89,32 +89,14 @@ class ClassifyTask:
         return val_command(settings)
 
     def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
-        """Apply a stage's trainability (see ``visionkit.train.recipes.Stage``)."""
-        import keras
+        """Apply a stage's trainability (see ``visionkit.train.freeze.apply_stage``)."""
+        from visionkit.train.freeze import apply_stage
 
-        from visionkit.train.freeze import freeze_backbone, model_blocks, unfreeze
+        apply_stage(model, stage.trainable, config)
 
-        kind, _, arg = stage.trainable.partition(":")
-        backbone = config.get("backbone")
-        # BatchNorm statistics of pretrained blocks stay frozen unless train_bn; a model
-        # trained from scratch must learn them.
-        train_bn = bool(config["train_bn"]) or not config.get("pretrained")
-        if kind == "all":
-            for layer in model.layers:
-                layer.trainable = train_bn or not isinstance(layer, keras.layers.BatchNormalization)
-        elif kind == "head":
-            freeze_backbone(model, recompile=False)
-        elif kind == "top":
-            unfreeze(model, blocks=int(arg), backbone=backbone, train_bn=train_bn, recompile=False)
-        elif kind == "from":
-            total = len(model_blocks(model, backbone))
-            unfreeze(
-                model,
-                blocks=max(0, total - int(arg)),
-                backbone=backbone,
-                train_bn=train_bn,
-                recompile=False,
-            )
+    def callbacks(self, config: dict[str, Any], controls, stage) -> list:
+        """Task-specific callbacks of a stage: none for classification."""
+        return []
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         import keras

@@ -203,3 +203,37 @@ def unfreeze(
         bn = "trainable" if train_bn else "frozen"
         print(f"unfroze {shown or 'no blocks'} of {model.name} (BatchNorm {bn}): {counts}")
     return counts
+
+
+def apply_stage(model, trainable: str, config) -> None:
+    """Set what trains in a recipe stage: ``"all"``, ``"head"``, ``"top:N"`` (the top N
+    backbone blocks and the head) or ``"from:N"`` (all but the first N blocks).
+
+    ``config`` gives ``backbone`` (whose registered blocks to use), ``pretrained`` and
+    ``train_bn``: BatchNorm statistics of pretrained blocks stay frozen unless
+    ``train_bn``; a model trained from scratch must learn them. Does not recompile: the
+    trainer compiles each stage with its own optimizer.
+    """
+    import keras
+
+    kind, _, arg = trainable.partition(":")
+    backbone = config.get("backbone")
+    train_bn = bool(config.get("train_bn")) or not config.get("pretrained")
+    if kind == "all":
+        for layer in model.layers:
+            layer.trainable = train_bn or not isinstance(layer, keras.layers.BatchNormalization)
+    elif kind == "head":
+        freeze_backbone(model, recompile=False)
+    elif kind == "top":
+        unfreeze(model, blocks=int(arg), backbone=backbone, train_bn=train_bn, recompile=False)
+    elif kind == "from":
+        total = len(model_blocks(model, backbone))
+        unfreeze(
+            model,
+            blocks=max(0, total - int(arg)),
+            backbone=backbone,
+            train_bn=train_bn,
+            recompile=False,
+        )
+    else:
+        raise ValueError(f"unknown stage trainability {trainable!r}")

@@ -212,6 +212,10 @@ def train(task, config: dict[str, Any]) -> RunResult:
                 keras.callbacks.BackupAndRestore(str(run.state / f"backup_{stage.name}")),
                 keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
             ]
+            if config.get("ema"):
+                # Evaluate and checkpoint the moving average, as it is what gets shipped.
+                callbacks.insert(2, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+            callbacks.extend(task.callbacks(config, controls, stage))
             if int(config["patience"]) > 0:
                 callbacks.append(
                     keras.callbacks.EarlyStopping(

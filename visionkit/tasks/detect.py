@@ -1,0 +1,215 @@
+"""Detection: the YOLO-style detectors (and YOLOv1) as a task of the shared trainer, with
+COCO-exact validation.
+
+Training data come from the detection pipeline (letterboxed, Mosaic, MixUp, box-aware
+augmentation); targets are packed as one (B, M, 5) tensor ``[x1, y1, x2, y2, class]``
+because Keras 3 refuses a dict ``y_true`` for a single-output model. Validation decodes the
+raw head, applies class-aware NMS and evaluates with the COCO-style evaluator; boxes are
+compared in the letterboxed frame, a uniform scaling and shift of the original one, so IoU
+and therefore mAP@0.5 and mAP@0.5:0.95 are the same as in original pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from visionkit.config import ConfigError
+from visionkit.data.types import Dataset
+from visionkit.io import write_json
+
+
+def detector_backbone(name: str) -> str | None:
+    """The registered backbone a detector is built on (None for from-scratch CSP nets)."""
+    from visionkit.backbones import list_backbones
+    from visionkit.models.yolo.detector import VARIANTS
+
+    if name in VARIANTS:
+        backbone = VARIANTS[name][0]
+        return backbone if backbone in list_backbones() else None
+    return "resnet18" if name == "yolov1" else None
+
+
+class DetectTask:
+    """Object detection with an anchor-free YOLO-style detector (or the YOLOv1 teaching model)."""
+
+    name = "detect"
+    defaults: ClassVar[dict[str, Any]] = {"model": "yolo_lite0", "imgsz": 640, "ema": True}
+
+    def fill_defaults(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
+
+    def build_model(self, config: dict[str, Any], class_names: list[str]):
+        from visionkit.backbones import backbone_info
+        from visionkit.models import create_model, list_models
+
+        name, num_classes = str(config["model"]), len(class_names)
+        size = _square(config["imgsz"])
+        if name.endswith(".keras") or Path(name, "model.keras").exists():
+            from visionkit.train.trainer import load_run_model
+
+            model, _ = load_run_model(name)
+            return model, {"pretrained": True, "backbone": None}
+        if name not in list_models(task="detect"):
+            raise ConfigError(
+                f"unknown detector {name!r}: `visionkit models --task detect` lists them"
+            )
+        backbone = detector_backbone(name)
+        weights = config["weights"]
+        if weights == "auto":
+            weights = "imagenet" if backbone and backbone_info(backbone).has_imagenet else None
+        options: dict[str, Any] = {}
+        model_weights = None
+        if weights == "imagenet":
+            if name == "yolov1":
+                raise ConfigError("yolov1 is a from-scratch teaching model; use weights=null")
+            options["backbone_weights"] = "imagenet"
+        elif weights is not None:
+            model_weights = weights  # a whole-detector checkpoint
+        model = create_model(
+            name,
+            num_classes=num_classes,
+            input_shape=(size, size, 3),
+            weights=model_weights,
+            **options,
+        )
+        return model, {"pretrained": weights is not None, "backbone": backbone}
+
+    def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
+        from visionkit.train.freeze import apply_stage
+
+        apply_stage(model, stage.trainable, config)
+
+    def callbacks(self, config: dict[str, Any], controls, stage) -> list:
+        """Mosaic off for the last ``close_mosaic`` epochs (YOLOX/YOLOv8 practice)."""
+        import keras
+
+        last = int(config["epochs"]) - int(config["close_mosaic"])
+
+        class CloseMosaic(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs=None) -> None:
+                if epoch >= last:
+                    controls.set_mosaic_prob(0.0)
+                    controls.set_mixup_prob(0.0)
+
+        return [CloseMosaic()]
+
+    def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
+        from visionkit.train.losses import YoloLoss, YoloV1Loss
+
+        size = _square(config["imgsz"])
+        if config["model"] == "yolov1":
+            return {"loss": YoloV1Loss(image_size=(size, size), num_classes=num_classes)}
+        return {"loss": YoloLoss(image_size=(size, size), num_classes=num_classes)}
+
+    def adapt_dataset(self, dataset, model):
+        import tensorflow as tf
+
+        from visionkit.train.losses import pack_targets
+
+        return dataset.map(lambda x, y: (x, pack_targets(y)), num_parallel_calls=tf.data.AUTOTUNE)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def detections(
+        self, model, pipeline, config: dict[str, Any], *, progress: bool, score_threshold: float
+    ):
+        """Per image: ground truth and NMS'd predictions (NumPy), in the pipeline's frame."""
+        import tensorflow as tf
+
+        from visionkit.models.yolo.nms import postprocess
+        from visionkit.models.yolov1 import postprocess_yolov1
+        from visionkit.predict import run_model
+
+        size = tuple(model.input_shape[1:3])
+        is_v1 = len(model.output_shape) == 4
+        truths, predictions = [], []
+        for raw, (targets,) in run_model(model, pipeline, progress=progress, desc="val"):
+            if is_v1:
+                boxes, scores, classes, valid = postprocess_yolov1(
+                    tf.constant(raw),
+                    size,
+                    num_classes=int(config["num_classes"]),
+                    score_threshold=score_threshold,
+                )
+            else:
+                boxes, scores, classes, valid = postprocess(
+                    tf.constant(raw),
+                    size,
+                    score_threshold=score_threshold,
+                    iou_threshold=float(config["iou"]),
+                    max_detections=int(config["max_det"]),
+                )
+            boxes, scores, classes, valid = (t.numpy() for t in (boxes, scores, classes, valid))
+            for i in range(len(valid)):
+                keep = targets["classes"][i] >= 0
+                truths.append(
+                    {"boxes": targets["boxes"][i][keep], "classes": targets["classes"][i][keep]}
+                )
+                n = int(valid[i])
+                predictions.append(
+                    {"boxes": boxes[i, :n], "scores": scores[i, :n], "classes": classes[i, :n]}
+                )
+        return truths, predictions
+
+    def validate(
+        self,
+        model,
+        dataset: Dataset,
+        config: dict[str, Any],
+        out_dir: str | Path,
+        *,
+        split: str = "val",
+        progress: bool = True,
+        needs_pil: set[str] | None = None,
+    ) -> dict[str, Any]:
+        """mAP@0.5:0.95, mAP@0.5, per-class AP; ``metrics.json``, PR curves, confusion matrix."""
+        from visionkit.data.pipeline import build_pipeline
+        from visionkit.evaluate.detection import (
+            detection_confusion_matrix,
+            evaluate_detections,
+            format_detection_report,
+        )
+        from visionkit.evaluate.detection_plots import (
+            plot_detection_confusion_matrix,
+            plot_pr_curves,
+        )
+
+        out_dir = Path(out_dir)
+        class_names = list(config.get("class_names") or dataset.class_names)
+        pipeline = build_pipeline(
+            dataset,
+            task="detect",
+            imgsz=tuple(model.input_shape[1:3]),
+            batch=int(config.get("batch", 16)),
+            training=False,
+            augment=False,
+            needs_pil=needs_pil or set(),
+        )
+        config = {**config, "num_classes": len(class_names)}
+        truths, predictions = self.detections(
+            model, pipeline, config, progress=progress, score_threshold=0.001
+        )
+        result = evaluate_detections(truths, predictions, class_names, split=split)
+        metrics = result.metrics
+        write_json(out_dir / "metrics.json", metrics)
+        plot_pr_curves(result, class_names, out_dir / "pr_curves.png")
+        matrix = detection_confusion_matrix(
+            truths, predictions, len(class_names), score_threshold=float(config["conf"])
+        )
+        plot_detection_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png")
+        print(format_detection_report(metrics))
+        return metrics
+
+
+def _square(value) -> int:
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1]:
+        size = int(value[0])
+    else:
+        raise ConfigError(f"detection needs a square imgsz divisible by 32, got {value!r}")
+    if size % 32:
+        raise ConfigError(
+            f"imgsz={size}: detectors need a multiple of 32 (e.g. {32 * round(size / 32) or 32})"
+        )
+    return size
