@@ -201,16 +201,12 @@ def _execute(config: dict[str, Any]) -> int:
     from visionkit.tasks import get_task
 
     task, mode = config["task"], config["mode"]
-    available = {
-        ("classify", "train"),
-        ("classify", "val"),
-        ("classify", "predict"),
-        ("detect", "train"),
-    }
-    if (task, mode) not in available:
+    from visionkit.tasks.registry import AVAILABLE
+
+    if (task, mode) not in AVAILABLE:
         print(
             f"visionkit: error: `visionkit {task} {mode}` is not available in this version "
-            "(classify train, val and predict, and detect train are)",
+            "(classify train, val and predict, detect train and segment train are)",
             file=sys.stderr,
         )
         return 2

@@ -437,6 +437,10 @@ def build_pipeline(
     if square_needed and size[0] != size[1]:
         raise ValueError(f"imgsz must be square for letterbox/{task} training, got {size}")
     controls = controls or PipelineControls(cfg.mosaic_prob, cfg.mixup_prob)
+    if mask_value_map is None:
+        mask_value_map = getattr(
+            dataset, "mask_value_map", None
+        )  # e.g. {0: 0, 255: 1} for binary masks
     table = ExampleTable(dataset, task, needs_pil, mask_value_map)
     n = len(table)
     augmenter = _Augmenter(table, task, size, cfg, training, letterbox, seed, controls, max_boxes)

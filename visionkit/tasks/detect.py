@@ -58,7 +58,7 @@ class DetectTask:
         weights = config["weights"]
         if weights == "auto":
             weights = "imagenet" if backbone and backbone_info(backbone).has_imagenet else None
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(config.get("model_options") or {})
         model_weights = None
         if weights == "imagenet":
             if name == "yolov1":

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+# (task, mode) pairs this version provides; export and detect/segment val/predict come next.
+AVAILABLE = frozenset(
+    {
+        ("classify", "train"),
+        ("classify", "val"),
+        ("classify", "predict"),
+        ("detect", "train"),
+        ("segment", "train"),
+    }
+)
+
 
 def get_task(name: str):
-    """The task object for ``classify`` or ``detect`` (segment arrives with its issue)."""
+    """The task object for ``classify``, ``detect`` or ``segment``."""
     if name == "classify":
         from visionkit.tasks.classify import ClassifyTask
 
@@ -13,6 +24,8 @@ def get_task(name: str):
         from visionkit.tasks.detect import DetectTask
 
         return DetectTask()
-    raise NotImplementedError(
-        f"visionkit {name} is not available in this version; classify and detect train are"
-    )
+    if name == "segment":
+        from visionkit.tasks.segment import SegmentTask
+
+        return SegmentTask()
+    raise ValueError(f"unknown task {name!r}: classify, detect or segment")

@@ -18,6 +18,7 @@ from typing import Any
 
 from visionkit.io import atomic_path, write_json
 from visionkit.models.saving import load_model
+from visionkit.tasks.registry import AVAILABLE
 from visionkit.train.runs import Run, open_run, save_faults, save_run_config
 
 
@@ -54,9 +55,13 @@ class RunResult:
             f"\nrun {self.run.dir} finished in {self.seconds:.0f} s\n"
             f"  {split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples{test}\n"
             f"  model: {self.run.model}\n"
-            f"  plots: {pngs}\n"
-            f"  predict: visionkit {task} predict model={self.run.dir} source=PATH\n"
-            f"  evaluate on test data: visionkit {task} val model={self.run.dir} data=TEST_PATH"
+            f"  plots: {pngs}"
+            + (
+                f"\n  predict: visionkit {task} predict model={self.run.dir} source=PATH"
+                f"\n  evaluate on test data: visionkit {task} val model={self.run.dir} data=TEST_PATH"
+                if (task, "predict") in AVAILABLE
+                else ""
+            )
         )
 
 
