@@ -5,8 +5,9 @@ from scratch (cats_dogs), and a pretrained backbone vs ResNet-18 from scratch (f
         [--seeds 0 1 2] [--methods visionkit keras_io scratch] [--no-test] [key=value ...]
 
 ``key=value`` overrides apply to the visionkit recipe ``pipelines/classify_transfer.yaml``
-(for tuning it on validation: ``--no-test`` skips every test-set evaluation and reports
-the validation accuracy of the kept checkpoint only).
+(cats_dogs' visionkit runs and the flowers EfficientNet-Lite0 run). For tuning on
+validation, ``--no-test`` skips every test-set evaluation and reports the validation
+accuracy of the kept checkpoint only.
 
 cats_dogs (``training_set`` → ``test_set``, 300 + 300 images, 224×224), per seed:
 
@@ -221,7 +222,7 @@ def split_flowers(source: Path, dest: Path, seed: int, test_fraction: float = 0.
     return counts
 
 
-def flowers(args, root: Path) -> tuple[dict, str]:
+def flowers(args, root: Path, overrides: dict) -> tuple[dict, str]:
     seed = args.seeds[0]
     results = {}
     with tempfile.TemporaryDirectory(prefix="flowers_split_") as tmp:
@@ -242,6 +243,8 @@ def flowers(args, root: Path) -> tuple[dict, str]:
                 ),
             ),
         }
+        runs["lite0_imagenet"][1].update(overrides)  # tuning keys apply to the transfer recipe
+        runs = {k: v for k, v in runs.items() if k in args.flowers_models}
         for name, (recipe, options) in runs.items():
             result, seconds = C.train_recipe(
                 recipe, data=str(train_dir), seed=seed, name=f"flowers_{name}_s{seed}", **options
@@ -305,6 +308,12 @@ def main() -> int:
         default=5,
         help="EfficientNet-Lite0: 3 head + the rest fine-tuned",
     )
+    parser.add_argument(
+        "--flowers-models",
+        nargs="+",
+        choices=["resnet18_scratch", "lite0_imagenet"],
+        default=["resnet18_scratch", "lite0_imagenet"],
+    )
     parser.add_argument("--no-test", action="store_true", help="tuning: validation only")
     parser.add_argument("--tag", default=None, help="results file name")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -321,7 +330,7 @@ def main() -> int:
         payload["cats_dogs"], table = cats_dogs(args, root, overrides)
         tables.append(table)
     if args.part in ("flowers", "all"):
-        payload["flowers"], table = flowers(args, root)
+        payload["flowers"], table = flowers(args, root, overrides)
         tables.append(table)
     text = "\n\n".join(tables)
     print("\n" + text)

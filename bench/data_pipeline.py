@@ -5,15 +5,15 @@ that task's default model, measured in the same run (images/s and their ratio).
                                   [--seconds 20] [--cache]
 
 * classify: ``cats_dogs/training_set`` (image folders) at 224, batch 32; default model
-  EfficientNet-Lite0 (ImageNet) with the default recipe: its two stages (head only, then
-  the top 3 blocks unfrozen) are timed on fixed in-memory batches, so the model rate does
-  not depend on the pipeline;
+  EfficientNet-Lite0 (ImageNet);
 * detect: ``coco128`` train2017 (YOLO labels) at 640 with Mosaic (p = 1), batch 16;
+  default model yolo_lite0 (EfficientNet-Lite0 backbone, ImageNet);
 * segment: ``membrane`` (``image/N.png`` + ``label/N.png``, {0, 255} → {0, 1}) at 256,
-  batch 8.
+  batch 8; default model unet_lite0 (EfficientNet-Lite0 encoder, ImageNet).
 
-Detection and segmentation have no default model in this version, so their rows report
-the pipeline alone. Each pipeline is warmed up for one epoch (tracing, thread pools), then
+Each default model is timed in every stage of the task's default recipe (for pretrained
+backbones: head only, then the top blocks unfrozen) on one real batch repeated, so its
+rate does not depend on the pipeline. Each pipeline is warmed up for one epoch (tracing, thread pools), then
 iterated for whole epochs until ``--seconds`` have passed. A ratio above 5 is the target:
 the pipeline then delivers five times what training consumes.
 """
@@ -78,37 +78,38 @@ def pipeline_rate(task: str, root: Path, seconds: float, cache: bool) -> dict:
     }
 
 
-def classify_model_rates(batch: int, size: int, steps: int = 12) -> dict[str, float]:
-    """Training images/s of the default classifier in each stage of the default recipe."""
-    import keras
-    import numpy as np
+def model_rates(
+    task_name: str, dataset, batch: int, size: int, steps: int = 6
+) -> tuple[str, dict[str, float]]:
+    """Training images/s of the task's default model in each stage of its default recipe,
+    on one real batch repeated (so the rate does not depend on the input pipeline)."""
     import tensorflow as tf
 
-    from visionkit.models.classifier import image_classifier
-    from visionkit.train.freeze import freeze_backbone, unfreeze
+    from visionkit.cfg import resolve
+    from visionkit.data.pipeline import build_pipeline
+    from visionkit.tasks.registry import get_task
+    from visionkit.train.recipes import make_optimizer, plan_stages
 
-    model = image_classifier(
-        "efficientnet_lite0", num_classes=2, input_shape=(size, size, 3), weights="imagenet"
-    )
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-    y = np.eye(2, dtype="float32")[rng.integers(0, 2, batch)]
-    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    task = get_task(task_name)
+    config = task.fill_defaults(resolve({"task": task_name, "imgsz": size, "batch": batch}))
+    model, info = task.build_model(config, dataset.class_names)
+    config.update(info, num_classes=len(dataset.class_names), class_names=dataset.class_names)
+    sample = build_pipeline(dataset, task=task_name, imgsz=size, batch=batch, training=True, seed=0)
+    sample = task.adapt_dataset(sample, model)
+    one_batch = next(iter(sample))
+    data = tf.data.Dataset.from_tensors(one_batch).repeat()
     rates = {}
-    for stage, apply in (
-        ("head", lambda: freeze_backbone(model, verbose=False)),
-        (
-            "finetune",
-            lambda: unfreeze(model, blocks=3, backbone="efficientnet_lite0", verbose=False),
-        ),
-    ):
-        apply()
-        model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss="categorical_crossentropy")
-        model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # tracing
+    for stage in plan_stages(config, pretrained=info["pretrained"]):
+        task.set_trainable(model, stage, config)
+        model.compile(
+            optimizer=make_optimizer(config, stage, steps),
+            **task.compile_args(config, len(dataset.class_names)),
+        )
+        model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # tracing
         t0 = time.perf_counter()
         model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-        rates[stage] = steps * batch / (time.perf_counter() - t0)
-    return rates
+        rates[stage.name] = steps * batch / (time.perf_counter() - t0)
+    return config["model"], rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for task in tasks:
         row = pipeline_rate(task, root, args.seconds, args.cache)
-        if task == "classify":
-            rates = classify_model_rates(row["batch"], row["imgsz"])
-            row["model"] = "efficientnet_lite0"
-            row["model_img_per_s"] = rates
-            # The pipeline must keep up with the faster stage (backbone frozen).
-            row["ratio"] = row["pipeline_img_per_s"] / max(rates.values())
+        folder, load_options, size, batch, _ = TASKS[task]
+        row["model"], rates = model_rates(
+            task, load_dataset(root / folder, **load_options), batch, size
+        )
+        row["model_img_per_s"] = rates
+        # The pipeline must keep up with the fastest stage (backbone frozen).
+        row["ratio"] = row["pipeline_img_per_s"] / max(rates.values())
         rows.append(row)
     print("| task | data | imgsz | batch | pipeline img/s | model | model train img/s | ratio |")
     print("|---|---|---:|---:|---:|---|---|---:|")
