@@ -128,9 +128,12 @@ def test_malformed_token_is_an_error(tmp_path, capsys):
     assert "expected key=value" in capsys.readouterr().err
 
 
-def test_raccoon_checks_clean(shared, capsys):
-    csv = shared("data", "raccoon", "raccoon_labels.csv")
-    assert main(["data", "check", str(csv), "--json"]) == 0
+@pytest.mark.parametrize(
+    "target", [("raccoon",), ("raccoon", "raccoon_labels.csv")], ids=["folder", "csv"]
+)
+def test_raccoon_checks_clean(shared, capsys, target):
+    path = shared("data", *target)
+    assert main(["data", "check", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 200 and report["boxes"] == 217
 
@@ -166,7 +169,7 @@ def test_keys_lists_every_documented_key(capsys):
 
 
 def test_unavailable_task_modes_say_so(capsys):
-    assert main(["detect", "train", "data=x"]) == 2
+    assert main(["detect", "val", "data=x"]) == 2
     assert "not available in this version" in capsys.readouterr().err
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from visionkit.data.errors import DataError
 from visionkit.data.loader import detect_format, load_dataset, load_splits
 from visionkit.data.sources._common import image_size
 
@@ -41,10 +40,10 @@ def test_raccoon_csv_and_voc_agree(shared):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_raccoon_is_ambiguous_without_format(shared):
+def test_raccoon_folder_reads_as_voc_with_a_note(shared, capsys):
     root = shared("data", "raccoon")
-    with pytest.raises(DataError, match=r"ambiguous.*\['csv', 'voc'\].*format="):
-        detect_format(root)
+    assert detect_format(root) == "voc"
+    assert "fits several formats ['csv', 'voc']" in capsys.readouterr().err
     assert detect_format(root / "raccoon_labels.csv") == "csv"
     assert detect_format(root / "annotations") == "voc"
 

@@ -15,6 +15,7 @@ picks masks, with ``"detect"`` yolo), DataError lists the candidates: pass ``for
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .errors import DataError
@@ -25,6 +26,10 @@ from .synthetic import resolve_builtin
 from .types import Dataset
 
 _IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages")
+# When a folder fits several formats (raccoon: VOC annotations beside split CSV files;
+# coco128: YOLO labels beside masks), the first of these that fits is read, with a note.
+# Per-image annotation formats cover the whole folder; CSV files are often per split.
+PREFERENCE = ("yolo", "coco", "voc", "masks", "csv")
 _MASK_DIRS = ("masks", "mask", "labels", "label")
 
 
@@ -111,10 +116,18 @@ def detect_format(path: str | Path, task: str | None = None) -> str:
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
-        raise DataError(
-            f"{p}: ambiguous data format, it fits {found}; pass format= (e.g. format={found[0]!r}) "
-            "or point at the annotation file itself"
+        preferred = [f for f in PREFERENCE if f in found]
+        if not preferred:
+            raise DataError(
+                f"{p}: ambiguous data format, it fits {found}; pass format= (e.g. format={found[0]!r}) "
+                "or point at the annotation file itself"
+            )
+        print(
+            f"note: {p} fits several formats {found}; reading it as {preferred[0]} "
+            f"(per-image annotations over the whole folder). Pass format= to choose another.",
+            file=sys.stderr,
         )
+        return preferred[0]
     if _is_class_folder_tree(p):
         return "folder"
     raise DataError(
