@@ -34,7 +34,8 @@ def lenet5(
     paper's trainable subsampling coefficients and sparse C3 connectivity are simplified
     to plain average pooling and full connectivity, giving 61,706 parameters: the seeds'
     "61K"). ``activation="relu", pooling="max"`` gives the modern variant.
-    Input: (32, 32, 1) uint8-range pixels (MNIST digits padded 28 → 32); x / 255 inside.
+    Input: (32, 32, 1) uint8-range pixels (MNIST's 28×28 digits are resized to 32 by the
+    pipeline at ``imgsz=32``); x / 255 inside.
     """
     if pooling not in ("avg", "max"):
         raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
