@@ -10,6 +10,7 @@ import numpy as np
 from visionkit.config import ConfigError
 from visionkit.data.types import Dataset
 from visionkit.io import write_json
+from visionkit.tasks.base import Task
 
 
 def resolve_weights(model_name: str, weights: str | None) -> tuple[str | None, bool]:
@@ -22,15 +23,11 @@ def resolve_weights(model_name: str, weights: str | None) -> tuple[str | None, b
     return weights, weights is not None
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     """Image classification on the classic zoo or any pretrained backbone."""
 
     name = "classify"
     defaults: ClassVar[dict[str, Any]] = {"model": "efficientnet_lite0", "imgsz": 224}
-
-    def fill_defaults(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The task's default ``model`` and ``imgsz`` where the config leaves them null."""
-        return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self, config: dict[str, Any], class_names: list[str]):
@@ -42,10 +39,8 @@ class ClassifyTask:
 
         name, num_classes = str(config["model"]), len(class_names)
         height, width = _imgsz(config["imgsz"])
-        if name.endswith(".keras") or Path(name, "model.keras").exists():
-            from visionkit.train.trainer import load_run_model
-
-            model, _ = load_run_model(name)
+        model = self.trained_model(name)
+        if model is not None:
             if model.output_shape[-1] != num_classes:
                 raise ConfigError(
                     f"model={name} predicts {model.output_shape[-1]} classes but the data has {num_classes}"
@@ -88,16 +83,6 @@ class ClassifyTask:
         }
         return val_command(settings)
 
-    def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
-        """Apply a stage's trainability (see ``visionkit.train.freeze.apply_stage``)."""
-        from visionkit.train.freeze import apply_stage
-
-        apply_stage(model, stage.trainable, config)
-
-    def callbacks(self, config: dict[str, Any], controls, stage) -> list:
-        """Task-specific callbacks of a stage: none for classification."""
-        return []
-
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         import keras
 
@@ -132,7 +117,6 @@ class ClassifyTask:
         needs_pil: set[str] | None = None,
     ) -> dict[str, Any]:
         """Metrics, ``metrics.json``, the confusion matrix and the worst mistakes of ``model``."""
-        from visionkit.data.pipeline import build_pipeline
         from visionkit.evaluate.classification import (
             classification_metrics,
             format_classification_report,
@@ -142,16 +126,7 @@ class ClassifyTask:
 
         out_dir = Path(out_dir)
         class_names = list(config.get("class_names") or dataset.class_names)
-        imgsz = tuple(model.input_shape[1:3])
-        pipeline = build_pipeline(
-            dataset,
-            task="classify",
-            imgsz=imgsz,
-            batch=int(config.get("batch", 32)),
-            training=False,
-            augment=False,
-            needs_pil=needs_pil or set(),
-        )
+        pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
         pipeline = self.adapt_dataset(pipeline, model)
         probs, labels = [], []
         for outputs, (onehot,) in run_model(
@@ -314,7 +289,6 @@ def predict_command(config: dict[str, Any]) -> Path:
     import csv
 
     from visionkit.data.images import inspect_image
-    from visionkit.data.pipeline import build_pipeline
     from visionkit.data.prepare import PIL_KINDS
     from visionkit.data.types import Example
     from visionkit.io import atomic_path
@@ -341,16 +315,8 @@ def predict_command(config: dict[str, Any]) -> Path:
             f"source={config['source']}: no readable images ({len(files)} files found, {len(failed)} unreadable)"
         )
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in readable])
-    pipeline = build_pipeline(
-        dataset,
-        task="classify",
-        imgsz=tuple(model.input_shape[1:3]),
-        batch=int(config["batch"]),
-        training=False,
-        augment=False,
-        needs_pil=pil,
-    )
-    pipeline = ClassifyTask().adapt_dataset(pipeline, model)
+    task = ClassifyTask()
+    pipeline = task.adapt_dataset(task.eval_pipeline(model, dataset, config, pil), model)
     out = output_dir(config, "predict")
     topk = max(1, min(int(config["topk"]), len(class_names)))
     rows, row = [], 0

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from visionkit.config import ConfigError
 from visionkit.data.types import Dataset
 from visionkit.io import write_json
+from visionkit.tasks.base import Task
 
 
 def detector_backbone(name: str) -> str | None:
@@ -30,14 +31,11 @@ def detector_backbone(name: str) -> str | None:
     return "resnet18" if name == "yolov1" else None
 
 
-class DetectTask:
+class DetectTask(Task):
     """Object detection with an anchor-free YOLO-style detector (or the YOLOv1 teaching model)."""
 
     name = "detect"
     defaults: ClassVar[dict[str, Any]] = {"model": "yolo_lite0", "imgsz": 640, "ema": True}
-
-    def fill_defaults(self, config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         from visionkit.backbones import backbone_info
@@ -45,10 +43,8 @@ class DetectTask:
 
         name, num_classes = str(config["model"]), len(class_names)
         size = _square(config["imgsz"])
-        if name.endswith(".keras") or Path(name, "model.keras").exists():
-            from visionkit.train.trainer import load_run_model
-
-            model, _ = load_run_model(name)
+        model = self.trained_model(name)
+        if model is not None:
             return model, {"pretrained": True, "backbone": None}
         if name not in list_models(task="detect"):
             raise ConfigError(
@@ -74,11 +70,6 @@ class DetectTask:
             **options,
         )
         return model, {"pretrained": weights is not None, "backbone": backbone}
-
-    def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
-        from visionkit.train.freeze import apply_stage
-
-        apply_stage(model, stage.trainable, config)
 
     def callbacks(self, config: dict[str, Any], controls, stage) -> list:
         """Mosaic off for the last ``close_mosaic`` epochs (YOLOX/YOLOv8 practice)."""
@@ -163,7 +154,6 @@ class DetectTask:
         needs_pil: set[str] | None = None,
     ) -> dict[str, Any]:
         """mAP@0.5:0.95, mAP@0.5, per-class AP; ``metrics.json``, PR curves, confusion matrix."""
-        from visionkit.data.pipeline import build_pipeline
         from visionkit.evaluate.detection import (
             detection_confusion_matrix,
             evaluate_detections,
@@ -176,15 +166,7 @@ class DetectTask:
 
         out_dir = Path(out_dir)
         class_names = list(config.get("class_names") or dataset.class_names)
-        pipeline = build_pipeline(
-            dataset,
-            task="detect",
-            imgsz=tuple(model.input_shape[1:3]),
-            batch=int(config.get("batch", 16)),
-            training=False,
-            augment=False,
-            needs_pil=needs_pil or set(),
-        )
+        pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
         config = {**config, "num_classes": len(class_names)}
         truths, predictions = self.detections(
             model, pipeline, config, progress=progress, score_threshold=0.001

@@ -17,6 +17,7 @@ import numpy as np
 from visionkit.config import ConfigError
 from visionkit.data.types import Dataset
 from visionkit.io import write_json
+from visionkit.tasks.base import Task
 
 
 def segmenter_encoder(name: str) -> str | None:
@@ -27,14 +28,11 @@ def segmenter_encoder(name: str) -> str | None:
     return table[name][0] if name in table else None
 
 
-class SegmentTask:
+class SegmentTask(Task):
     """Semantic segmentation with U-Net (from scratch or on a pretrained encoder) or DeepLabV3+."""
 
     name = "segment"
     defaults: ClassVar[dict[str, Any]] = {"model": "unet_lite0", "imgsz": 256}
-
-    def fill_defaults(self, config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         from visionkit.backbones import backbone_info
@@ -43,10 +41,8 @@ class SegmentTask:
         name, num_classes = str(config["model"]), len(class_names)
         size = int(config["imgsz"]) if isinstance(config["imgsz"], int) else config["imgsz"]
         shape = (size, size, 3) if isinstance(size, int) else (int(size[0]), int(size[1]), 3)
-        if name.endswith(".keras") or Path(name, "model.keras").exists():
-            from visionkit.train.trainer import load_run_model
-
-            model, _ = load_run_model(name)
+        model = self.trained_model(name)
+        if model is not None:
             return model, {"pretrained": True, "backbone": None}
         if name not in list_models(task="segment"):
             raise ConfigError(
@@ -69,14 +65,6 @@ class SegmentTask:
         )
         return model, {"pretrained": weights is not None, "backbone": encoder}
 
-    def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
-        from visionkit.train.freeze import apply_stage
-
-        apply_stage(model, stage.trainable, config)
-
-    def callbacks(self, config: dict[str, Any], controls, stage) -> list:
-        return []
-
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         from visionkit.train.losses_segmentation import (
             CombinedLoss,
@@ -85,9 +73,6 @@ class SegmentTask:
         )
 
         return {"loss": CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])}
-
-    def adapt_dataset(self, dataset, model):
-        return dataset
 
     def validate(
         self,
@@ -101,7 +86,6 @@ class SegmentTask:
         needs_pil: set[str] | None = None,
     ) -> dict[str, Any]:
         """mIoU, per-class IoU, Dice and pixel accuracy into ``metrics.json``."""
-        from visionkit.data.pipeline import build_pipeline
         from visionkit.evaluate.segmentation import (
             SegmentationMetrics,
             format_segmentation_report,
@@ -110,15 +94,7 @@ class SegmentTask:
         from visionkit.predict import run_model
 
         class_names = list(config.get("class_names") or dataset.class_names)
-        pipeline = build_pipeline(
-            dataset,
-            task="segment",
-            imgsz=tuple(model.input_shape[1:3]),
-            batch=int(config.get("batch", 8)),
-            training=False,
-            augment=False,
-            needs_pil=needs_pil or set(),
-        )
+        pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
         meter = SegmentationMetrics(len(class_names))
         for probs, (masks,) in run_model(model, pipeline, progress=progress, desc=f"val {split}"):
             meter.update(masks, probabilities_to_labels(np.asarray(probs)))
