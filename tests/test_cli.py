@@ -169,7 +169,7 @@ def test_keys_lists_every_documented_key(capsys):
 
 
 def test_unavailable_task_modes_say_so(capsys):
-    assert main(["detect", "val", "data=x"]) == 2
+    assert main(["detect", "predict", "source=x"]) == 2
     assert "not available in this version" in capsys.readouterr().err
 
 

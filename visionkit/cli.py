@@ -206,7 +206,7 @@ def _execute(config: dict[str, Any]) -> int:
     if (task, mode) not in AVAILABLE:
         print(
             f"visionkit: error: `visionkit {task} {mode}` is not available in this version "
-            "(classify train, val and predict, detect train and segment train are)",
+            "(classify train, val and predict; detect and segment train and val are)",
             file=sys.stderr,
         )
         return 2
@@ -215,12 +215,12 @@ def _execute(config: dict[str, Any]) -> int:
 
         train(get_task(task), config)
         return 0
+    if mode == "val":
+        get_task(task).val_command(config)
+        return 0
     from visionkit.tasks import classify
 
-    if mode == "val":
-        classify.val_command(config)
-    else:
-        classify.predict_command(config)
+    classify.predict_command(config)
     return 0
 
 

@@ -64,4 +64,22 @@ def test_detection_run(tmp_path):
     assert saved["ema"] is True and saved["model"] == "yolo_n" and saved["imgsz"] == 64
     model = keras.saving.load_model(run.model, safe_mode=True)
     assert model.output_shape == (None, 84, 4 * 16 + 1)
+
+    # `visionkit detect val` on other data labelled with the same classes.
+    test = _voc(tmp_path / "voc_test", count=4)
+    report = get_task("detect").val_command(
+        resolve(
+            {
+                "task": "detect",
+                "model": str(run.dir),
+                "data": str(test),
+                "format": "voc",
+                "out": str(tmp_path / "reports"),
+                "name": "test",
+                "verbose": 0,
+            }
+        )
+    )
+    assert report["num_examples"] == 4 and report["split"] == "voc_test"
+    assert (tmp_path / "reports" / "test" / "pr_curves.png").exists()
     keras.backend.clear_session()

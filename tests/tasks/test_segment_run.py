@@ -57,4 +57,19 @@ def test_segmentation_run(tmp_path):
     assert metrics["pixel_accuracy"] > 0.7  # two flat regions: learnable in a few epochs
     model = keras.saving.load_model(result.run.model, safe_mode=True)
     assert model.output_shape == (None, 64, 64, 2)
+
+    report = get_task("segment").val_command(
+        resolve(
+            {
+                "task": "segment",
+                "model": str(result.run.dir),
+                "data": str(data),
+                "out": str(tmp_path / "reports"),
+                "name": "all",
+                "verbose": 0,
+            }
+        )
+    )
+    assert report["num_examples"] == 10 and report["pixel_accuracy"] > 0.7
+    assert (tmp_path / "reports" / "all" / "metrics.json").exists()
     keras.backend.clear_session()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from visionkit.config import ConfigError
+
 
 class Task:
     """Base of ``ClassifyTask``, ``DetectTask`` and ``SegmentTask`` (used by the trainer)."""
@@ -55,3 +57,67 @@ class Task:
         from visionkit.train.trainer import load_run_model
 
         return load_run_model(name)[0]
+
+    # -- the val command -----------------------------------------------------------------
+    def load_trained(self, source: str):
+        """``(model, class_names, run_config)`` of a run folder or ``.keras`` file."""
+        from visionkit.train.trainer import load_run_model
+
+        model, config = load_run_model(source)
+        names = config.get("class_names") or [
+            str(i) for i in range(int(config.get("num_classes", 0)))
+        ]
+        return model, list(names), config
+
+    def align_classes(self, dataset, class_names: list[str]):
+        """The data's classes must be the model's, in the same order."""
+        if dataset.class_names != class_names:
+            raise ConfigError(
+                f"the data's classes {dataset.class_names} differ from the model's {class_names}; "
+                "evaluate on data labelled with the same classes"
+            )
+        return dataset
+
+    def val_command(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``visionkit TASK val model=RUN data=PATH``: metrics and plots of that data in
+        ``out/name`` (the data is checked by the doctor first; faulty files are skipped)."""
+        from visionkit.data.loader import load_dataset
+        from visionkit.data.prepare import checked
+
+        if not config.get("model") or not config.get("data"):
+            raise ConfigError(
+                f"visionkit {self.name} val needs model=RUN_FOLDER (or a .keras file) and data=PATH"
+            )
+        model, class_names, run_config = self.load_trained(str(config["model"]))
+        dataset = load_dataset(config["data"], config.get("format"), self.name, config.get("split"))
+        dataset = self.align_classes(dataset, class_names)
+        progress = int(config["verbose"]) > 0
+        dataset, faults, pil, skipped = checked(
+            dataset, strict=bool(config["strict"]), progress=progress
+        )
+        if skipped:
+            print(
+                f"skipped {skipped} faulty files: {', '.join(sorted({f.kind for f in faults if f.fatal}))}"
+            )
+        split = config.get("split") or (
+            dataset.split if dataset.split != "all" else Path(str(config["data"])).name
+        )
+        out = output_dir(config, "val")
+        merged = {
+            **run_config,
+            **{k: config[k] for k in ("batch", "worst", "conf", "iou", "max_det") if k in config},
+        }
+        merged["class_names"] = class_names
+        metrics = self.validate(
+            model, dataset, merged, out, split=split, needs_pil=pil, progress=progress
+        )
+        plots = ", ".join(sorted(p.name for p in out.glob("*.png")))
+        print(f"wrote {out / 'metrics.json'}" + (f" and {plots}" if plots else ""))
+        return metrics
+
+
+def output_dir(config: dict[str, Any], default_name: str) -> Path:
+    """``out/name`` for val and predict results (the first free ``default_name`` when unnamed)."""
+    from visionkit.train.runs import open_output
+
+    return open_output(config["out"], config.get("name"), default_name)

@@ -10,7 +10,7 @@ import numpy as np
 from visionkit.config import ConfigError
 from visionkit.data.types import Dataset
 from visionkit.io import write_json
-from visionkit.tasks.base import Task
+from visionkit.tasks.base import Task, output_dir
 
 
 def resolve_weights(model_name: str, weights: str | None) -> tuple[str | None, bool]:
@@ -82,6 +82,12 @@ class ClassifyTask(Task):
             "name": "test",
         }
         return val_command(settings)
+
+    def load_trained(self, source: str):
+        return load_classifier(source)
+
+    def align_classes(self, dataset, class_names: list[str]):
+        return _align_classes(dataset, class_names)
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         import keras
@@ -222,48 +228,9 @@ def image_files(source: str) -> list[str]:
     raise ConfigError(f"source={source}: no such file or folder")
 
 
-def output_dir(config: dict[str, Any], default_name: str) -> Path:
-    """``out/name`` for val and predict results (the first free ``default_name`` when unnamed)."""
-    from visionkit.train.runs import open_output
-
-    return open_output(config["out"], config.get("name"), default_name)
-
-
 def val_command(config: dict[str, Any]) -> dict[str, Any]:
     """``visionkit classify val model=RUN data=PATH``: metrics and plots for that data."""
-    from visionkit.data.loader import load_dataset
-    from visionkit.data.prepare import checked
-
-    if not config.get("model") or not config.get("data"):
-        raise ConfigError(
-            "visionkit classify val needs model=RUN_FOLDER (or a .keras file) and data=PATH"
-        )
-    model, class_names, run_config = load_classifier(str(config["model"]))
-    dataset = load_dataset(config["data"], config.get("format"), "classify", config.get("split"))
-    dataset = _align_classes(dataset, class_names)
-    dataset, faults, pil, skipped = checked(
-        dataset, strict=bool(config["strict"]), progress=int(config["verbose"]) > 0
-    )
-    if skipped:
-        print(
-            f"skipped {skipped} faulty files: {', '.join(sorted({f.kind for f in faults if f.fatal}))}"
-        )
-    split = config.get("split") or (
-        dataset.split if dataset.split != "all" else Path(str(config["data"])).name
-    )
-    out = output_dir(config, "val")
-    merged = {
-        **run_config,
-        "batch": config["batch"],
-        "worst": config["worst"],
-        "class_names": class_names,
-    }
-    metrics = ClassifyTask().validate(
-        model, dataset, merged, out, split=split, needs_pil=pil, progress=int(config["verbose"]) > 0
-    )
-    plots = ", ".join(p for p in ("confusion_matrix.png", "worst.png") if (out / p).exists())
-    print(f"wrote {out / 'metrics.json'} and {plots}")
-    return metrics
+    return ClassifyTask().val_command(config)
 
 
 def _align_classes(dataset: Dataset, class_names: list[str]) -> Dataset:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-# (task, mode) pairs this version provides; export and detect/segment val/predict come next.
+# (task, mode) pairs this version provides; export and detect/segment predict come next.
 AVAILABLE = frozenset(
     {
         ("classify", "train"),
         ("classify", "val"),
         ("classify", "predict"),
         ("detect", "train"),
+        ("detect", "val"),
         ("segment", "train"),
+        ("segment", "val"),
     }
 )
 
