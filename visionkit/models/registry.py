@@ -29,6 +29,7 @@ class ModelInfo:
     preprocessing: str
     params: int
     min_input_size: int = 32
+    backbone: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -50,12 +51,15 @@ def register_model(
     preprocessing: str,
     params: int,
     min_input_size: int = 32,
+    backbone: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers ``fn`` under its function name with its defaults.
 
     ``params`` is the parameter count at the defaults (all weights, BatchNorm moving
-    statistics included); a test builds every model and checks it.
+    statistics included); a test builds every model and checks it. ``backbone`` names the
+    registered backbone a model is built on (None when it has its own), which decides its
+    ImageNet weights and its fine-tuning blocks.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,6 +77,7 @@ def register_model(
             preprocessing=preprocessing,
             params=int(params),
             min_input_size=min_input_size,
+            backbone=backbone,
             tags=tuple(tags),
         )
         return fn

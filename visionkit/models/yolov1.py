@@ -73,6 +73,7 @@ YOLOV1_PARAMS = 227_456_382  # at 448 px, 20 classes, resnet18 (built and counte
     preprocessing="inside the model (the backbone's own; x / 255 for resnet18)",
     params=YOLOV1_PARAMS,
     min_input_size=64,
+    backbone="resnet18",
 )
 def yolov1(
     *,

@@ -20,17 +20,6 @@ from visionkit.io import write_json
 from visionkit.tasks.base import Task
 
 
-def detector_backbone(name: str) -> str | None:
-    """The registered backbone a detector is built on (None for from-scratch CSP nets)."""
-    from visionkit.backbones import list_backbones
-    from visionkit.models.yolo.detector import VARIANTS
-
-    if name in VARIANTS:
-        backbone = VARIANTS[name][0]
-        return backbone if backbone in list_backbones() else None
-    return "resnet18" if name == "yolov1" else None
-
-
 class DetectTask(Task):
     """Object detection with an anchor-free YOLO-style detector (or the YOLOv1 teaching model)."""
 
@@ -39,7 +28,7 @@ class DetectTask(Task):
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         from visionkit.backbones import backbone_info
-        from visionkit.models import create_model, list_models
+        from visionkit.models import create_model, list_models, model_info
 
         name, num_classes = str(config["model"]), len(class_names)
         size = _square(config["imgsz"])
@@ -50,7 +39,7 @@ class DetectTask(Task):
             raise ConfigError(
                 f"unknown detector {name!r}: `visionkit models --task detect` lists them"
             )
-        backbone = detector_backbone(name)
+        backbone = model_info(name).backbone
         weights = config["weights"]
         if weights == "auto":
             weights = "imagenet" if backbone and backbone_info(backbone).has_imagenet else None

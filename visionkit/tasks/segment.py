@@ -20,14 +20,6 @@ from visionkit.io import write_json
 from visionkit.tasks.base import Task
 
 
-def segmenter_encoder(name: str) -> str | None:
-    """The registered backbone a segmenter's encoder is (None for the plain U-Net)."""
-    from visionkit.models.segmentation import deeplab, unet
-
-    table = {**unet._ENCODER_UNETS, **deeplab._VARIANTS}
-    return table[name][0] if name in table else None
-
-
 class SegmentTask(Task):
     """Semantic segmentation with U-Net (from scratch or on a pretrained encoder) or DeepLabV3+."""
 
@@ -36,7 +28,7 @@ class SegmentTask(Task):
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         from visionkit.backbones import backbone_info
-        from visionkit.models import create_model, list_models
+        from visionkit.models import create_model, list_models, model_info
 
         name, num_classes = str(config["model"]), len(class_names)
         size = int(config["imgsz"]) if isinstance(config["imgsz"], int) else config["imgsz"]
@@ -48,7 +40,7 @@ class SegmentTask(Task):
             raise ConfigError(
                 f"unknown segmentation model {name!r}: `visionkit models --task segment` lists them"
             )
-        encoder = segmenter_encoder(name)
+        encoder = model_info(name).backbone
         weights = config["weights"]
         if weights == "auto":
             weights = "imagenet" if encoder and backbone_info(encoder).has_imagenet else None

@@ -47,3 +47,51 @@ def probability_head(x, num_classes: int, *, upsample: int = 1, name: str = "seg
         )(x)
     activation = "sigmoid" if num_classes == 1 else "softmax"
     return layers.Activation(activation, dtype="float32", name=f"{name}_probs")(x)
+
+
+def register_encoder_variants(
+    variants: dict,
+    build,
+    *,
+    family: str,
+    paper: str,
+    doc: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    namespace: dict,
+) -> None:
+    """Register one model per ``variants`` entry ``name: (backbone, title, params,
+    preprocessing, offline note)`` as ``build(backbone, num_classes=, input_shape=, name=, **kw)``,
+    with its docstring from ``doc`` and the backbone recorded in the registry; the builders
+    are also put in ``namespace`` (the module's globals) under their names."""
+    from visionkit.models.registry import register_model
+
+    defaults = {"num_classes": num_classes, "input_shape": input_shape}
+
+    def builder_for(name: str, backbone: str):
+        def builder(**kwargs):
+            return build(backbone, name=name, **{**defaults, **kwargs})
+
+        return builder
+
+    for name, (backbone, title, params, preprocessing, offline) in variants.items():
+        builder = builder_for(name, backbone)
+        builder.__name__ = builder.__qualname__ = name
+        builder.__doc__ = doc.format(
+            title=title,
+            backbone=backbone,
+            params=params,
+            preprocessing=preprocessing,
+            offline=offline,
+        )
+        namespace[name] = register_model(
+            task="segment",
+            family=family,
+            paper=paper,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            preprocessing=preprocessing,
+            params=params,
+            min_input_size=32,
+            backbone=backbone,
+        )(builder)

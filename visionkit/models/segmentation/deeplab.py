@@ -26,8 +26,11 @@ from keras import layers
 
 from visionkit.models.errors import ModelError
 from visionkit.models.layers import conv_bn_act
-from visionkit.models.registry import register_model
-from visionkit.models.segmentation.common import check_divisible, probability_head
+from visionkit.models.segmentation.common import (
+    check_divisible,
+    probability_head,
+    register_encoder_variants,
+)
 
 DEEPLAB_PAPER = (
     "Chen, Zhu, Papandreou, Schroff & Adam 2018, Encoder-Decoder with Atrous Separable "
@@ -125,30 +128,6 @@ Options: ``encoder_weights`` (``None``, ``"imagenet"``{offline}, or a path: pass
 """
 
 
-def _register(
-    name: str, backbone: str, *, title: str, params: int, preprocessing: str, offline: str
-):
-    def builder(*, num_classes: int = 21, input_shape=(512, 512, 3), **kwargs) -> keras.Model:
-        return build_deeplabv3plus(
-            backbone, num_classes=num_classes, input_shape=input_shape, name=name, **kwargs
-        )
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = _DOC.format(
-        title=title, backbone=backbone, params=params, preprocessing=preprocessing, offline=offline
-    )
-    return register_model(
-        task="segment",
-        family="deeplabv3plus",
-        paper=DEEPLAB_PAPER,
-        input_shape=(512, 512, 3),
-        num_classes=21,
-        preprocessing=preprocessing,
-        params=params,
-        min_input_size=32,
-    )(builder)
-
-
 # name: (backbone, title, params at defaults, preprocessing, note on "imagenet")
 _VARIANTS = {
     "deeplabv3plus_lite0": ("efficientnet_lite0", "EfficientNet-Lite0", 3_181_269, "(x - 127) / 128 inside the model", " works offline"),
@@ -156,7 +135,13 @@ _VARIANTS = {
     "deeplabv3plus_resnet50": ("resnet50", "ResNet-50 (Keras applications)", 17_835_349, "RGB→BGR minus the ImageNet mean (caffe) inside the model", ""),
 }  # fmt: skip
 
-for _name, (_backbone, _title, _params, _pre, _offline) in _VARIANTS.items():
-    globals()[_name] = _register(
-        _name, _backbone, title=_title, params=_params, preprocessing=_pre, offline=_offline
-    )
+register_encoder_variants(
+    _VARIANTS,
+    build_deeplabv3plus,
+    family="deeplabv3plus",
+    paper=DEEPLAB_PAPER,
+    doc=_DOC,
+    input_shape=(512, 512, 3),
+    num_classes=21,
+    namespace=globals(),
+)

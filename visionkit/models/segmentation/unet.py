@@ -15,7 +15,11 @@ from visionkit.models.classic.common import PIXELS_TO_UNIT, image_input
 from visionkit.models.errors import ModelError
 from visionkit.models.layers import conv_bn_act
 from visionkit.models.registry import register_model
-from visionkit.models.segmentation.common import check_divisible, probability_head
+from visionkit.models.segmentation.common import (
+    check_divisible,
+    probability_head,
+    register_encoder_variants,
+)
 
 UNET_PAPER = (
     "Ronneberger, Fischer & Brox 2015, U-Net: Convolutional Networks for Biomedical "
@@ -201,35 +205,6 @@ Options: ``encoder_weights`` (``None``, ``"imagenet"``{offline}, or a path: pass
 """
 
 
-def _register_encoder_unet(
-    name: str, backbone: str, *, title: str, params: int, preprocessing: str, offline: str
-):
-    def builder(*, num_classes: int = 2, input_shape=(256, 256, 3), **kwargs) -> keras.Model:
-        return build_encoder_unet(
-            backbone, num_classes=num_classes, input_shape=input_shape, name=name, **kwargs
-        )
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = _ENCODER_DOC.format(
-        title=title,
-        paper_short="Ronneberger et al. 2015",
-        backbone=backbone,
-        params=params,
-        preprocessing=preprocessing,
-        offline=offline,
-    )
-    return register_model(
-        task="segment",
-        family="unet",
-        paper=ENCODER_UNET_PAPER,
-        input_shape=(256, 256, 3),
-        num_classes=2,
-        preprocessing=preprocessing,
-        params=params,
-        min_input_size=32,
-    )(builder)
-
-
 # name: (backbone, title, params at defaults, preprocessing, note on "imagenet")
 _ENCODER_UNETS = {
     "unet_lite0": ("efficientnet_lite0", "EfficientNet-Lite0", 7_861_442, "(x - 127) / 128 inside the model", " works offline"),
@@ -237,7 +212,13 @@ _ENCODER_UNETS = {
     "unet_mobilenetv2": ("mobilenet_v2", "MobileNetV2", 8_019_682, "x / 127.5 - 1 inside the model", ""),
 }  # fmt: skip
 
-for _name, (_backbone, _title, _params, _pre, _offline) in _ENCODER_UNETS.items():
-    globals()[_name] = _register_encoder_unet(
-        _name, _backbone, title=_title, params=_params, preprocessing=_pre, offline=_offline
-    )
+register_encoder_variants(
+    _ENCODER_UNETS,
+    build_encoder_unet,
+    family="unet",
+    paper=ENCODER_UNET_PAPER,
+    doc=_ENCODER_DOC.replace("{paper_short}", "Ronneberger et al. 2015"),
+    input_shape=(256, 256, 3),
+    num_classes=2,
+    namespace=globals(),
+)

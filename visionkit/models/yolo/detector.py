@@ -141,6 +141,7 @@ def _register(name: str, backbone: str, title: str, prep: str, params: int):
         preprocessing=_PREPROCESSING,
         params=params,
         min_input_size=64,
+        backbone=None if backbone.startswith("csp_") else backbone,
     )(builder)
 
 
