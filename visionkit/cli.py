@@ -201,12 +201,13 @@ def _execute(config: dict[str, Any]) -> int:
     from visionkit.tasks import get_task
 
     task, mode = config["task"], config["mode"]
-    from visionkit.tasks.registry import AVAILABLE
+    from visionkit.tasks.registry import available_modes, is_available
 
-    if (task, mode) not in AVAILABLE:
+    if not is_available(task, mode):
+        built = ", ".join(f"{t} {m}" for t, m in available_modes())
         print(
             f"visionkit: error: `visionkit {task} {mode}` is not available in this version "
-            "(classify train, val and predict; detect and segment train and val are)",
+            f"(available: {built})",
             file=sys.stderr,
         )
         return 2
@@ -215,12 +216,9 @@ def _execute(config: dict[str, Any]) -> int:
 
         train(get_task(task), config)
         return 0
-    if mode == "val":
-        get_task(task).val_command(config)
-        return 0
-    from visionkit.tasks import classify
+    from visionkit.tasks.registry import MODE_METHODS
 
-    classify.predict_command(config)
+    getattr(get_task(task), MODE_METHODS[mode])(config)
     return 0
 
 

@@ -9,6 +9,12 @@ from typing import Any, ClassVar
 from visionkit.config import ConfigError
 
 
+def not_built(method):
+    """Marks a base-class command that a task has not built yet (``is_available`` reads it)."""
+    method.available = False
+    return method
+
+
 class Task:
     """Base of ``ClassifyTask``, ``DetectTask`` and ``SegmentTask`` (used by the trainer)."""
 
@@ -114,6 +120,16 @@ class Task:
         plots = ", ".join(sorted(p.name for p in out.glob("*.png")))
         print(f"wrote {out / 'metrics.json'}" + (f" and {plots}" if plots else ""))
         return metrics
+
+    @not_built
+    def predict_command(self, config: dict[str, Any]) -> Path:
+        """``visionkit TASK predict model=... source=FILE|DIR`` (each task builds its own)."""
+        raise ConfigError(f"visionkit {self.name} predict is not available in this version")
+
+    @not_built
+    def export_command(self, config: dict[str, Any]) -> Path:
+        """``visionkit TASK export model=RUN formats=...`` (built by ``visionkit.export``)."""
+        raise ConfigError(f"visionkit {self.name} export is not available in this version")
 
 
 def output_dir(config: dict[str, Any], default_name: str) -> Path:

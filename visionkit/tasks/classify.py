@@ -86,6 +86,9 @@ class ClassifyTask(Task):
     def load_trained(self, source: str):
         return load_classifier(source)
 
+    def predict_command(self, config: dict[str, Any]) -> Path:
+        return predict_command(config)
+
     def align_classes(self, dataset, class_names: list[str]):
         return _align_classes(dataset, class_names)
 

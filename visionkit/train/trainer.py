@@ -18,7 +18,7 @@ from typing import Any
 
 from visionkit.io import atomic_path, write_json
 from visionkit.models.saving import load_model
-from visionkit.tasks.registry import AVAILABLE
+from visionkit.tasks.registry import is_available
 from visionkit.train.runs import Run, open_run, save_faults, save_run_config
 
 
@@ -59,7 +59,7 @@ class RunResult:
             + (
                 f"\n  predict: visionkit {task} predict model={self.run.dir} source=PATH"
                 f"\n  evaluate on test data: visionkit {task} val model={self.run.dir} data=TEST_PATH"
-                if (task, "predict") in AVAILABLE
+                if is_available(task, "predict")
                 else ""
             )
         )
