@@ -58,13 +58,9 @@ class SegmentTask(Task):
         return model, {"pretrained": weights is not None, "backbone": encoder}
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
-        from visionkit.train.losses_segmentation import (
-            CombinedLoss,
-            DiceLoss,
-            SegmentationCrossEntropy,
-        )
+        from visionkit.train.losses_segmentation import segmentation_loss
 
-        return {"loss": CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])}
+        return {"loss": segmentation_loss(config, num_classes)}
 
     def validate(
         self,

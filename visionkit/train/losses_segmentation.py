@@ -329,3 +329,8 @@ def unet_weight_map(
         border = w0 * np.exp(-((d1 + d2) ** 2) / (2.0 * sigma**2))
         weights = weights + np.where(fg, 0.0, border)
     return weights.astype(np.float32)
+
+
+def segmentation_loss(config: dict, num_classes: int) -> keras.losses.Loss:
+    """The training loss of a segmentation run: cross-entropy + Dice, both ignoring 255."""
+    return CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])
