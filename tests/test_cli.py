@@ -168,7 +168,10 @@ def test_keys_lists_every_documented_key(capsys):
     assert all(key in out for key in key_specs())
 
 
-def test_unavailable_task_modes_say_so(capsys):
+def test_unavailable_task_modes_say_so(capsys, monkeypatch):
+    from visionkit.tasks import registry
+
+    monkeypatch.setattr(registry, "is_available", lambda task, mode: mode != "predict")
     assert main(["detect", "predict", "source=x"]) == 2
     assert "not available in this version" in capsys.readouterr().err
 

@@ -239,6 +239,36 @@ def test_random_rotate_follows(i):
     check_follows(out, rect_areas(RECTS), max_scale=1.0)
 
 
+@pytest.mark.parametrize("i", SEEDS[:2])
+def test_elastic_mask_follows_pixels(i):
+    """The mask moves with the pixels (up to a 1-px border) and nothing becomes unlabelled."""
+    s = paint(64, 64, RECTS)
+    s.pop("boxes"), s.pop("classes")
+    out = geo.random_elastic(s, seed(i), prob=1.0, sigma=4.0, grid=3)
+    labels, mask = nearest_colour(out["image"].numpy()), out["mask"].numpy()
+    assert not (mask == geo.IGNORE).any()
+    assert (mask != s["mask"].numpy()).any(), "a deformation of sigma 4 px must move pixels"
+    for k in RECTS:
+        painted = labels == k
+        border = dilate(painted) & ~erode(painted)
+        assert not (((mask == k) ^ painted) & ~border).any(), f"class {k}"
+
+
+def test_elastic_zero_field_is_identity_and_seeded():
+    s = paint(32, 48, {1: (4, 6, 24, 30)})
+    s.pop("boxes"), s.pop("classes")
+    still = geo.elastic_deform(s, seed(0), sigma=1e-6)
+    np.testing.assert_allclose(still["image"].numpy(), s["image"].numpy(), atol=1e-3)
+    np.testing.assert_array_equal(still["mask"].numpy(), s["mask"].numpy())
+    a = geo.elastic_deform(s, seed(1), sigma=5.0)["image"].numpy()
+    b = geo.elastic_deform(s, seed(1), sigma=5.0)["image"].numpy()
+    c = geo.elastic_deform(s, seed(2), sigma=5.0)["image"].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1.0
+    with pytest.raises(ValueError, match="boxes"):
+        geo.elastic_deform(paint(32, 32, {1: (4, 4, 20, 20)}), seed(0))
+
+
 @pytest.mark.parametrize("i", SEEDS)
 def test_random_resized_crop_shapes(i):
     s = paint(48, 80, RECTS_48)

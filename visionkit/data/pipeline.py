@@ -336,6 +336,7 @@ class _Augmenter:
             else:
                 s = geo.random_scale_place(s, size[0], sd[1], c.scale, self.letterbox, c.pad_value)
             s = geo.random_rotate(s, sd[2], c.rotate_degrees, c.rotate_prob, c.pad_value)
+            s = geo.random_elastic(s, sd[8], c.elastic_prob, c.elastic_sigma, c.elastic_grid)
             s = geo.random_flip(s, sd[3], c.flip_prob)
         if self.training:
             s["image"] = colour_jitter(

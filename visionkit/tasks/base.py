@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 from visionkit.config import ConfigError
 
+# Keys of the val command line that override the run's own settings in ``validate``.
+VAL_KEYS = ("batch", "worst", "conf", "iou", "max_det", "slide", "overlap")
+
 
 def not_built(method):
     """Marks a base-class command that a task has not built yet (``is_available`` reads it)."""
@@ -33,6 +36,11 @@ class Task:
 
     def callbacks(self, config: dict[str, Any], controls, stage) -> list:
         """Task-specific callbacks of a stage (none by default)."""
+        return []
+
+    def epoch_metrics(self, config: dict[str, Any], val_pipeline) -> list:
+        """Callbacks adding task metrics (e.g. ``val_map50``) to each epoch's logs (none by
+        default: Keras' compiled metrics are enough)."""
         return []
 
     def adapt_dataset(self, dataset, model):
@@ -63,6 +71,19 @@ class Task:
         from visionkit.train.trainer import load_run_model
 
         return load_run_model(name)[0]
+
+    def test(self, config: dict[str, Any], run) -> dict[str, Any]:
+        """Evaluate the run's best model once on ``config["test"]`` into ``RUN/test/``."""
+        same = str(config["test"]) == str(config["data"])
+        settings = {
+            **config,
+            "model": str(run.dir),
+            "data": config["test"],
+            "split": "test" if same else None,
+            "out": str(run.dir),
+            "name": "test",
+        }
+        return self.val_command(settings)
 
     # -- the val command -----------------------------------------------------------------
     def load_trained(self, source: str):
@@ -111,7 +132,7 @@ class Task:
         out = output_dir(config, "val")
         merged = {
             **run_config,
-            **{k: config[k] for k in ("batch", "worst", "conf", "iou", "max_det") if k in config},
+            **{k: config[k] for k in VAL_KEYS if k in config},
         }
         merged["class_names"] = class_names
         metrics = self.validate(

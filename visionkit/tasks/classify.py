@@ -27,7 +27,11 @@ class ClassifyTask(Task):
     """Image classification on the classic zoo or any pretrained backbone."""
 
     name = "classify"
-    defaults: ClassVar[dict[str, Any]] = {"model": "efficientnet_lite0", "imgsz": 224}
+    defaults: ClassVar[dict[str, Any]] = {
+        "model": "efficientnet_lite0",
+        "imgsz": 224,
+        "monitor": "val_loss",
+    }
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self, config: dict[str, Any], class_names: list[str]):
@@ -69,19 +73,6 @@ class ClassifyTask(Task):
         raise ConfigError(
             f"unknown model {name!r}: `visionkit models` lists the models and backbones"
         )
-
-    def test(self, config: dict[str, Any], run) -> dict[str, Any]:
-        """Evaluate the run's best model once on ``config["test"]`` into ``RUN/test/``."""
-        same = str(config["test"]) == str(config["data"])
-        settings = {
-            **config,
-            "model": str(run.dir),
-            "data": config["test"],
-            "split": "test" if same else None,
-            "out": str(run.dir),
-            "name": "test",
-        }
-        return val_command(settings)
 
     def load_trained(self, source: str):
         return load_classifier(source)

@@ -24,7 +24,12 @@ class DetectTask(Task):
     """Object detection with an anchor-free YOLO-style detector (or the YOLOv1 teaching model)."""
 
     name = "detect"
-    defaults: ClassVar[dict[str, Any]] = {"model": "yolo_lite0", "imgsz": 640, "ema": True}
+    defaults: ClassVar[dict[str, Any]] = {
+        "model": "yolo_lite0",
+        "imgsz": 640,
+        "ema": True,
+        "monitor": "val_map50_95",
+    }
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
         from visionkit.backbones import backbone_info
@@ -82,6 +87,12 @@ class DetectTask(Task):
             return {"loss": YoloV1Loss(image_size=(size, size), num_classes=num_classes)}
         return {"loss": YoloLoss(image_size=(size, size), num_classes=num_classes)}
 
+    def epoch_metrics(self, config: dict[str, Any], val_pipeline) -> list:
+        """mAP@0.5 and mAP@0.5:0.95 on the validation split after every epoch."""
+        from visionkit.train.epoch_metrics import detection_epoch_metrics
+
+        return [detection_epoch_metrics(self, config, val_pipeline)]
+
     def adapt_dataset(self, dataset, model):
         import tensorflow as tf
 
@@ -91,7 +102,15 @@ class DetectTask(Task):
 
     # -- evaluation ----------------------------------------------------------------------
     def detections(
-        self, model, pipeline, config: dict[str, Any], *, progress: bool, score_threshold: float
+        self,
+        model,
+        pipeline,
+        config: dict[str, Any],
+        *,
+        progress: bool,
+        score_threshold: float,
+        forward=None,
+        desc: str = "val",
     ):
         """Per image: ground truth and NMS'd predictions (NumPy), in the pipeline's frame."""
         import tensorflow as tf
@@ -103,7 +122,8 @@ class DetectTask(Task):
         size = tuple(model.input_shape[1:3])
         is_v1 = len(model.output_shape) == 4
         truths, predictions = [], []
-        for raw, (targets,) in run_model(model, pipeline, progress=progress, desc="val"):
+        batches = run_model(model, pipeline, progress=progress, desc=desc, forward=forward)
+        for raw, (targets,) in batches:
             if is_v1:
                 boxes, scores, classes, valid = postprocess_yolov1(
                     tf.constant(raw),
@@ -170,6 +190,13 @@ class DetectTask(Task):
         plot_detection_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png")
         print(format_detection_report(metrics))
         return metrics
+
+    def predict_command(self, config: dict[str, Any]) -> Path:
+        """``visionkit detect predict model=RUN source=FILE|DIR``: boxes in original-image
+        pixels (CSV, JSON) and annotated images (``visionkit.tasks.detect_predict``)."""
+        from visionkit.tasks.detect_predict import predict_command
+
+        return predict_command(self, config)
 
 
 def _square(value) -> int:

@@ -13,6 +13,97 @@ import numpy as np
 
 from visionkit.io import atomic_path
 
+HIGHER_IS_BETTER = ("f1", "map50", "map50_95", "miou", "dice")
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds a task's validation metrics (``val_`` + name) to the epoch's logs, computed by
+    ``compute(model) -> dict`` on the weights that get checkpointed (after EMA swapping);
+    place it before HistoryLog, BestCheckpoint and EarlyStopping."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if logs is None:
+            return
+        for name, value in self.compute(self.model).items():
+            logs[f"val_{name}"] = float(value)
+
+
+class ModelEMA(keras.callbacks.Callback):
+    """An exponential moving average of every float weight (trainable ones and BatchNorm
+    statistics), with the warm-up ramp of YOLOv5/YOLOv8's ModelEMA:
+
+        decay_t = decay · (1 − exp(−t / tau)),   t = optimizer steps so far,
+
+    so early updates are barely averaged and a short fine-tune is not pulled back to its
+    initial weights (Keras' optimizer EMA uses a fixed momentum: with 0.999 and a few hundred
+    steps the average is mostly the starting point). Validation, the epoch-end callbacks
+    after this one (metrics, checkpoints) and the end of training see the average; training
+    steps use the raw weights. Pass one instance to every stage: the step count carries on.
+    """
+
+    def __init__(self, decay: float = 0.9999, tau: float = 2000.0):
+        super().__init__()
+        self.decay, self.tau = float(decay), float(tau)
+        self.updates = 0
+        self._shadow: list | None = None
+        self._weights: list = []
+        self._swapped = False
+        self._update_fn = None
+
+    def _float_weights(self) -> list:
+        return [w for w in self.model.weights if "float" in str(w.dtype)]
+
+    def on_train_begin(self, logs=None) -> None:
+        import tensorflow as tf
+
+        self._weights = self._float_weights()
+        self._shadow = [tf.Variable(tf.identity(w), trainable=False) for w in self._weights]
+        self._swapped = False
+
+        @tf.function
+        def update(decay):
+            for avg, w in zip(self._shadow, self._weights, strict=True):
+                avg.assign(decay * avg + (1.0 - decay) * tf.cast(w, avg.dtype))
+
+        self._update_fn = update
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.updates += 1
+        decay = self.decay * (1.0 - math.exp(-self.updates / self.tau))
+        self._update_fn(np.float32(decay))
+
+    def _swap(self) -> None:
+        import tensorflow as tf
+
+        for avg, w in zip(self._shadow, self._weights, strict=True):
+            current = tf.identity(w)
+            w.assign(tf.identity(avg))
+            avg.assign(current)
+        self._swapped = not self._swapped
+
+    def on_test_begin(self, logs=None) -> None:
+        # stays swapped until the next epoch begins: the epoch-end callbacks see the average
+        if self._shadow is not None and not self._swapped:
+            self._swap()
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        if self._shadow is not None and self._swapped:
+            self._swap()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self._shadow is not None and not self._swapped:
+            self._swap()
+
+    def on_train_end(self, logs=None) -> None:
+        """Leave the average in the model (what gets saved and shipped)."""
+        if self._shadow is not None and not self._swapped:
+            self._swap()
+        self._shadow, self._weights, self._swapped = None, [], False
+
 
 class BestCheckpoint(keras.callbacks.Callback):
     """Save the model to ``path`` whenever ``monitor`` improves; written atomically, so an
@@ -30,7 +121,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path = Path(path)
         self.monitor = monitor
         self.mode = (
-            ("max" if "acc" in monitor or monitor.endswith(("f1", "map50", "miou")) else "min")
+            ("max" if "acc" in monitor or monitor.endswith(HIGHER_IS_BETTER) else "min")
             if mode == "auto"
             else mode
         )

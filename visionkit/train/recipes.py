@@ -65,13 +65,12 @@ def make_optimizer(
     warmup = min(int(config["warmup_epochs"]) * steps_per_epoch, steps // 2)
     schedule = WarmupCosine(stage.lr, total_steps=steps, warmup_steps=warmup)
     name, decay = config["optimizer"], float(config["weight_decay"])
-    ema = {"use_ema": True, "ema_momentum": 0.999} if config.get("ema") else {}
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=decay, **ema)
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=decay)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=schedule, **ema)
+        return keras.optimizers.Adam(learning_rate=schedule)
     if name == "sgd":
         return keras.optimizers.SGD(
-            learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=decay or None, **ema
+            learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=decay or None
         )
     raise ConfigError(f"optimizer must be adamw, adam or sgd, got {name!r}")

@@ -124,7 +124,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
 
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.prepare import cache_location, prepare_data
-    from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog
+    from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog, ModelEMA
     from visionkit.train.recipes import make_optimizer, plan_stages
 
     started = time.time()
@@ -187,6 +187,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
             **common,
         )
         controls = train_ds.controls
+        epoch_metrics = task.epoch_metrics(config, val_ds)
         train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
         steps = int(train_ds.cardinality())
 
@@ -202,6 +203,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         if best.best is None:
             best.best = float("-inf") if best.mode == "max" else float("inf")
 
+        ema = ModelEMA() if config.get("ema") else None
         for stage in stages:
             if stage in done:
                 continue
@@ -210,16 +212,17 @@ def train(task, config: dict[str, Any]) -> RunResult:
                 optimizer=make_optimizer(config, stage, steps),
                 **task.compile_args(config, len(data.class_names)),
             )
-            callbacks = [
-                DataEpoch(controls),
+            callbacks = [DataEpoch(controls)]
+            if ema is not None:
+                # Evaluate and checkpoint the moving average, as it is what gets shipped.
+                callbacks.append(ema)
+            callbacks += [
+                *epoch_metrics,
                 HistoryLog(run.history, stage.name),
                 best,
                 keras.callbacks.BackupAndRestore(str(run.state / f"backup_{stage.name}")),
                 keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
             ]
-            if config.get("ema"):
-                # Evaluate and checkpoint the moving average, as it is what gets shipped.
-                callbacks.insert(2, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
             callbacks.extend(task.callbacks(config, controls, stage))
             if int(config["patience"]) > 0:
                 callbacks.append(

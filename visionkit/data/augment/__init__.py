@@ -30,6 +30,9 @@ class AugmentConfig:
         classify: ``crop_prob > 0`` turns on RandomResizedCrop with area fraction
         ``crop_area`` and aspect ``crop_ratio``, Szegedy et al. 2015).
       rotate_prob, rotate_degrees: rotation by U(−deg, deg) (image fill 0, mask 255).
+      elastic_prob, elastic_sigma, elastic_grid (segment): the U-Net paper's elastic
+        deformation, a ``grid`` × ``grid`` lattice of Gaussian displacements (std
+        ``sigma`` pixels) interpolated bicubically.
       min_box_area_frac, min_box_side: a box survives a crop when at least this fraction
         of its area stays in frame and both sides are ≥ this many pixels.
       pad_value: image fill for letterbox, placement and Mosaic padding (YOLO grey 114).
@@ -51,6 +54,9 @@ class AugmentConfig:
     crop_ratio: tuple[float, float] = (0.5, 2.0)
     rotate_prob: float = 0.0
     rotate_degrees: float = 0.0
+    elastic_prob: float = 0.0
+    elastic_sigma: float = 10.0
+    elastic_grid: int = 3
     min_box_area_frac: float = 0.25
     min_box_side: float = 2.0
     pad_value: float = 114.0

@@ -420,3 +420,60 @@ def random_rotate(
         lambda: rotate(sample, angle, pad_value),
         lambda: dict(sample),
     )
+
+
+def _bilinear_gather(image: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor) -> tf.Tensor:
+    """Sample an (H, W, C) image at float pixel-index coords (H, W), edges replicated."""
+    h, w = image_hw(image)
+    ys = tf.clip_by_value(ys, 0.0, tf.cast(h - 1, tf.float32))
+    xs = tf.clip_by_value(xs, 0.0, tf.cast(w - 1, tf.float32))
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    wy, wx = (ys - y0)[..., None], (xs - x0)[..., None]
+    y0i, x0i = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
+    y1i, x1i = tf.minimum(y0i + 1, h - 1), tf.minimum(x0i + 1, w - 1)
+
+    def at(yi, xi):
+        return tf.gather_nd(image, tf.stack([yi, xi], axis=-1))
+
+    top = at(y0i, x0i) * (1 - wx) + at(y0i, x1i) * wx
+    bottom = at(y1i, x0i) * (1 - wx) + at(y1i, x1i) * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def elastic_deform(sample: Sample, seed: tf.Tensor, sigma: float = 10.0, grid: int = 3) -> Sample:
+    """Elastic deformation of the U-Net paper (Ronneberger et al. 2015, sec. 3.1): random
+    displacement vectors on a coarse ``grid`` × ``grid`` lattice, drawn from a Gaussian
+    with ``sigma`` pixels of standard deviation, interpolated bicubically to every pixel.
+
+    The image is resampled bilinearly, the mask with nearest neighbour (edges replicated,
+    so nothing becomes unlabelled). Boxes are not supported: the deformation bends them.
+    """
+    if "boxes" in sample:
+        raise ValueError("elastic deformation bends boxes; use it for segmentation only")
+    h, w = image_hw(sample["image"])
+    coarse = tf.random.stateless_normal([1, grid, grid, 2], seed, stddev=sigma)
+    field = tf.image.resize(coarse, tf.stack([h, w]), method="bicubic")[0]
+    yy, xx = tf.meshgrid(
+        tf.range(tf.cast(h, tf.float32)), tf.range(tf.cast(w, tf.float32)), indexing="ij"
+    )
+    ys, xs = yy + field[..., 0], xx + field[..., 1]
+    out = _with(sample, image=_bilinear_gather(sample["image"], ys, xs))
+    if "mask" in sample:
+        yi = tf.cast(tf.clip_by_value(tf.round(ys), 0.0, tf.cast(h - 1, tf.float32)), tf.int32)
+        xi = tf.cast(tf.clip_by_value(tf.round(xs), 0.0, tf.cast(w - 1, tf.float32)), tf.int32)
+        out["mask"] = tf.gather_nd(sample["mask"], tf.stack([yi, xi], axis=-1))
+    return out
+
+
+def random_elastic(
+    sample: Sample, seed: tf.Tensor, prob: float, sigma: float = 10.0, grid: int = 3
+) -> Sample:
+    """With probability ``prob`` apply :func:`elastic_deform`."""
+    if prob <= 0 or sigma <= 0:
+        return sample
+    s_apply, s_field = split_seed(seed, 2)
+    return tf.cond(
+        uniform(s_apply) < prob,
+        lambda: elastic_deform(sample, s_field, sigma, grid),
+        lambda: dict(sample),
+    )
