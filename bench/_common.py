@@ -116,7 +116,7 @@ def reset_keras() -> None:
 
 
 # -- visionkit, used the way a user does ----------------------------------------------------
-def train_recipe(pipeline: str | Path | None, **overrides: Any):
+def train_recipe(pipeline: str | Path | None, task: str = "classify", **overrides: Any):
     """Train the recipe ``pipeline`` (a YAML under pipelines/) with ``overrides``; return
     ``(RunResult, seconds of the train() call)``. Runs go to ``bench/results/runs``."""
     from visionkit.cfg import load_pipeline, resolve
@@ -128,19 +128,25 @@ def train_recipe(pipeline: str | Path | None, **overrides: Any):
     settings = {"out": str(RUNS), "exist_ok": True, "verbose": 0, **overrides}
     config = resolve(*layers, settings, where="bench")
     t0 = time.perf_counter()
-    result = train(get_task("classify"), config)
+    result = train(get_task(task), config)
     return result, time.perf_counter() - t0
 
 
-def test_run(run_dir: str | Path, data: str | Path, split: str | None = None, **extra: Any):
-    """``visionkit classify val model=RUN data=DATA [split=...]``: the test metrics."""
+def test_run(
+    run_dir: str | Path,
+    data: str | Path,
+    split: str | None = None,
+    task: str = "classify",
+    **extra: Any,
+):
+    """``visionkit TASK val model=RUN data=DATA [split=...]``: the test metrics."""
     from visionkit.cfg import resolve
-    from visionkit.tasks.classify import val_command
+    from visionkit.tasks.registry import get_task
 
     reset_keras()
     config = resolve(
         {
-            "task": "classify",
+            "task": task,
             "mode": "val",
             "model": str(run_dir),
             "data": str(data),
@@ -152,20 +158,28 @@ def test_run(run_dir: str | Path, data: str | Path, split: str | None = None, **
         },
         where="bench",
     )
-    return val_command(config)
+    return get_task(task).val_command(config)
 
 
 def history_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Best validation numbers of a run from its ``history.csv`` (what tuning looks at)."""
+    """Best validation numbers of a run from its ``history.csv`` (what tuning looks at), at
+    the epoch its ``monitor`` (from ``config.yaml``) picked."""
     import pandas as pd
+    import yaml
 
-    frame = pd.read_csv(Path(run_dir) / "history.csv")
-    out: dict[str, Any] = {"epochs_run": len(frame)}
-    if "val_loss" in frame:
-        best = int(frame["val_loss"].idxmin())
+    run_dir = Path(run_dir)
+    frame = pd.read_csv(run_dir / "history.csv")
+    monitor = yaml.safe_load((run_dir / "config.yaml").read_text()).get("monitor") or "val_loss"
+    out: dict[str, Any] = {"epochs_run": len(frame), "monitor": monitor}
+    if monitor in frame:
+        from visionkit.train.callbacks import BestCheckpoint
+
+        higher = BestCheckpoint(run_dir / "unused", monitor=monitor).mode == "max"
+        best = int(frame[monitor].idxmax() if higher else frame[monitor].idxmin())
         out["best_epoch"] = int(frame.loc[best, "epoch"])
-        out["best_val_loss"] = float(frame.loc[best, "val_loss"])
+        for column in frame.columns:
+            if column.startswith("val_"):
+                out[f"{column}_at_best"] = float(frame.loc[best, column])
         if "val_accuracy" in frame:
-            out["val_accuracy_at_best"] = float(frame.loc[best, "val_accuracy"])
             out["max_val_accuracy"] = float(frame["val_accuracy"].max())
     return out

@@ -180,7 +180,7 @@ def main() -> int:
                 s,
                 recipes["visionkit"][s]["val"].get("best_epoch"),
                 C.pct(recipes["visionkit"][s]["val"].get("val_accuracy_at_best", float("nan"))),
-                f"{recipes['visionkit'][s]['val'].get('best_val_loss', float('nan')):.4f}",
+                f"{recipes['visionkit'][s]['val'].get('val_loss_at_best', float('nan')):.4f}",
             ]
             for s in args.seeds
         ]

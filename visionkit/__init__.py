@@ -2,7 +2,9 @@
 
 Data flows one way: ``visionkit.data`` → ``visionkit.models`` → ``visionkit.train`` →
 ``visionkit.evaluate`` → ``visionkit.export`` → ``visionkit.predict``.
-``visionkit.analysis`` holds the CNN arithmetic of the lecture material.
+``visionkit.analysis`` holds the CNN arithmetic of the lecture material, and
+``visionkit.api`` the command line's verbs as functions (``from visionkit import api as vk;
+vk.train("classify", data="photos/")``).
 
 ``import visionkit`` stays light: TensorFlow is imported by the submodules that need it.
 """
