@@ -48,7 +48,9 @@ def test_ema_matches_a_numpy_replay_and_stays_in_the_model():
     for w, expected in zip(model.weights, shadow, strict=True):  # BN statistics included
         np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-6)
     raw_last = record.snapshots[-1]
-    assert any(np.abs(w.numpy() - r).max() > 1e-4 for w, r in zip(model.weights, raw_last))
+    assert any(
+        np.abs(w.numpy() - r).max() > 1e-4 for w, r in zip(model.weights, raw_last, strict=True)
+    )
 
 
 def test_validation_sees_the_average_and_training_the_raw_weights():

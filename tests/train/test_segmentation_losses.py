@@ -212,3 +212,40 @@ def test_unet_weight_map():
     assert balanced[0, 0] == pytest.approx(400 / (2 * 375)) and balanced[6, 6] == pytest.approx(
         400 / 50
     )
+
+
+# -- the loss a run trains with (config keys loss and class_weights) ---------------------------
+def test_segmentation_loss_from_config_matches_the_terms():
+    from visionkit.config import ConfigError
+    from visionkit.train.losses_segmentation import (
+        CombinedLoss,
+        DiceLoss,
+        FocalLoss,
+        SegmentationCrossEntropy,
+        segmentation_loss,
+    )
+
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 3, (2, 8, 8))
+    logits = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    y_pred = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    ce = float(SegmentationCrossEntropy()(y_true, y_pred))
+    dice = float(DiceLoss()(y_true, y_pred))
+    auto = segmentation_loss({"loss": "auto"}, 3)
+    assert isinstance(auto, CombinedLoss)
+    np.testing.assert_allclose(float(auto(y_true, y_pred)), ce + dice, rtol=1e-5)
+    weighted = segmentation_loss({"loss": "ce + 0.5*dice"}, 3)
+    np.testing.assert_allclose(float(weighted(y_true, y_pred)), ce + 0.5 * dice, rtol=1e-5)
+    only_ce = segmentation_loss({"loss": "ce", "class_weights": [1.0, 2.0, 3.0]}, 3)
+    expected = SegmentationCrossEntropy(class_weights=[1.0, 2.0, 3.0])(y_true, y_pred)
+    np.testing.assert_allclose(float(only_ce(y_true, y_pred)), float(expected), rtol=1e-6)
+    focal = segmentation_loss({"loss": "focal"}, 3)
+    np.testing.assert_allclose(
+        float(focal(y_true, y_pred)), float(FocalLoss()(y_true, y_pred)), rtol=1e-6
+    )
+    with pytest.raises(ConfigError, match="unknown term 'cee'"):
+        segmentation_loss({"loss": "cee+dice"}, 3)
+    with pytest.raises(ConfigError, match="not a number"):
+        segmentation_loss({"loss": "x*dice"}, 3)
+    with pytest.raises(ConfigError, match="2 entries but the data has 3 classes"):
+        segmentation_loss({"loss": "ce", "class_weights": [1.0, 2.0]}, 3)

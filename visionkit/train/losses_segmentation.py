@@ -331,6 +331,40 @@ def unet_weight_map(
     return weights.astype(np.float32)
 
 
+LOSS_TERMS = ("ce", "dice", "focal")
+
+
 def segmentation_loss(config: dict, num_classes: int) -> keras.losses.Loss:
-    """The training loss of a segmentation run: cross-entropy + Dice, both ignoring 255."""
-    return CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])
+    """The training loss of a segmentation run from ``config["loss"]``: terms ``ce``,
+    ``dice`` and ``focal`` joined by ``+``, each with an optional weight (``ce+0.5*dice``);
+    ``auto`` is ``ce+dice``. ``config["class_weights"]`` (one per class) weighs the
+    cross-entropy and focal terms. Every term ignores label 255."""
+    from visionkit.config import ConfigError
+
+    spec = str(config.get("loss") or "auto").replace(" ", "")
+    spec = "ce+dice" if spec == "auto" else spec
+    class_weights = config.get("class_weights")
+    if class_weights is not None and len(class_weights) != num_classes:
+        raise ConfigError(
+            f"class_weights has {len(class_weights)} entries but the data has {num_classes} classes"
+        )
+    terms = []
+    for part in spec.split("+"):
+        weight, _, name = part.rpartition("*")
+        if name not in LOSS_TERMS:
+            raise ConfigError(
+                f"loss={config.get('loss')}: unknown term {name!r}; use {', '.join(LOSS_TERMS)} "
+                "joined by + with optional weights, e.g. ce+0.5*dice"
+            )
+        try:
+            factor = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"loss={config.get('loss')}: {weight!r} is not a number") from None
+        if name == "ce":
+            term = SegmentationCrossEntropy(class_weights=class_weights)
+        elif name == "focal":
+            term = FocalLoss(alpha=class_weights)
+        else:
+            term = DiceLoss()
+        terms.append((term, factor))
+    return terms[0][0] if len(terms) == 1 and terms[0][1] == 1.0 else CombinedLoss(terms)
