@@ -48,3 +48,18 @@ def test_validation_names_key_and_closest():
     with pytest.raises(ConfigError, match="'epochs' must be int"):
         validate_keys({"epochs": True}, valid, where="train")
     assert closest_key("zzz", valid) is None
+
+
+def test_dict_keys_take_a_flow_mapping_on_the_command_line():
+    from visionkit.cfg import resolve_cli
+
+    config = resolve_cli(
+        {"task": "segment"},
+        tokens=["augment={elastic_prob: 0.5}", "model_options={base_filters: 8}", "name={x}"],
+        where="cli",
+    )
+    assert config["augment"] == {"elastic_prob": 0.5}
+    assert config["model_options"] == {"base_filters": 8}
+    assert config["name"] == "{x}"  # a text key keeps its text
+    with pytest.raises(ConfigError, match="not a valid YAML mapping"):
+        resolve_cli({}, tokens=["augment={a: [}"], where="cli")

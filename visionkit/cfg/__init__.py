@@ -80,6 +80,13 @@ def coerce(key: str, raw: str) -> Any:
     spec = key_specs().get(key)
     if spec is not None and set(spec.types) <= {str, type(None)}:
         return None if raw in ("null", "~", "None") and type(None) in spec.types else raw
+    if spec is not None and dict in spec.types and raw.strip().startswith("{"):
+        try:
+            value = yaml.safe_load(raw)  # a flow mapping: augment="{elastic_prob: 0.5}"
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{key}={raw}: not a valid YAML mapping ({err})") from None
+        if isinstance(value, dict):
+            return value
     return parse_value(raw)
 
 
