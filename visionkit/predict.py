@@ -9,14 +9,68 @@ Measured on EfficientNet-Lite0 it is 1.0–1.2× ``model.predict`` (docs/benchma
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+EXPORTED_SUFFIXES = (".tflite", ".onnx")
+
+
+def is_exported(path: str | Path) -> bool:
+    """True for a SavedModel folder, a ``.tflite`` or an ``.onnx`` file."""
+    path = Path(path)
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        return True
+    return path.is_dir() and (path / "saved_model.pb").exists()
+
+
+def exported_run_config(path: str | Path) -> dict[str, Any]:
+    """The config of the run an export came from (``RUN/export/FILE`` → ``RUN/config.yaml``),
+    with ``class_names`` from the export's ``labels.txt`` when the run is not there."""
+    import yaml
+
+    path = Path(path)
+    folder = path if path.is_dir() and (path / "labels.txt").exists() else path.parent
+    config: dict[str, Any] = {}
+    for candidate in (folder.parent / "config.yaml", folder / "config.yaml"):
+        if candidate.exists():
+            config = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+            break
+    labels = folder / "labels.txt"
+    if labels.exists():
+        config["class_names"] = [line for line in labels.read_text().splitlines() if line]
+    return config
+
+
+class ExportedModel:
+    """An exported model (SavedModel, TFLite, ONNX) through the few attributes the val and
+    predict commands use: ``input_shape`` (None, H, W, 3), ``output_shape`` (None when the
+    file ends in detection post-processing: ``postprocessed``), and calls on uint8-range
+    float images at the input size returning NumPy (``visionkit.export.load_predictor``)."""
+
+    def __init__(self, path: str | Path, num_threads: int | None = None):
+        from visionkit.export.runtime import load_predictor
+
+        self.path = Path(path)
+        self.name = self.path.name
+        self.predictor = load_predictor(path, num_threads=num_threads)
+        height, width = self.predictor.input_size
+        self.input_shape = (None, height, width, 3)
+        probe = self.predictor(np.zeros((1, height, width, 3), np.uint8))
+        self.postprocessed = isinstance(probe, dict)
+        self.output_shape = None if self.postprocessed else (None, *np.asarray(probe).shape[1:])
+
+    def __call__(self, images, training: bool = False):
+        return self.predictor(np.asarray(images))
 
 
 def compiled_forward(model):
     """``model(x, training=False)`` as a ``tf.function`` that does not retrace per batch size."""
     import tensorflow as tf
+
+    if isinstance(model, ExportedModel):
+        return model
 
     @tf.function(reduce_retracing=True)
     def forward(images):
@@ -47,9 +101,13 @@ def run_model(
         images, *rest = batch if isinstance(batch, tuple) else (batch,)
         outputs = forward(images)
         yield (
-            tf.nest.map_structure(lambda t: t.numpy(), outputs),
-            tuple(tf.nest.map_structure(lambda t: t.numpy(), r) for r in rest),
+            tf.nest.map_structure(_numpy, outputs),
+            tuple(tf.nest.map_structure(_numpy, r) for r in rest),
         )
+
+
+def _numpy(value) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def last_conv_layer(model) -> str:

@@ -147,10 +147,29 @@ class Task:
         """``visionkit TASK predict model=... source=FILE|DIR`` (each task builds its own)."""
         raise ConfigError(f"visionkit {self.name} predict is not available in this version")
 
-    @not_built
     def export_command(self, config: dict[str, Any]) -> Path:
-        """``visionkit TASK export model=RUN formats=...`` (built by ``visionkit.export``)."""
-        raise ConfigError(f"visionkit {self.name} export is not available in this version")
+        """``visionkit TASK export model=RUN formats=saved_model,tflite_fp32,...``: writes
+        ``RUN/export/`` (the formats, labels.txt, preprocessing.json, report.json), each
+        export checked against the Keras model on the run's validation split."""
+        from visionkit.export import export_run
+
+        if not config.get("model"):
+            raise ConfigError(
+                f"visionkit {self.name} export needs model=RUN_FOLDER (a folder with model.keras)"
+            )
+        try:
+            return export_run(
+                str(config["model"]),
+                config["formats"],
+                task=self.name,
+                val_data=config.get("val"),
+                progress=int(config["verbose"]) > 0,
+                conf=config.get("conf"),
+                iou=config.get("iou"),
+                max_det=config.get("max_det"),
+            )
+        except ValueError as err:  # unknown formats, bad runs: a usage error, not a crash
+            raise ConfigError(str(err)) from None
 
 
 def output_dir(config: dict[str, Any], default_name: str) -> Path:

@@ -260,6 +260,11 @@ def predict_command(config: dict[str, Any]) -> Path:
             "visionkit classify predict needs model=RUN_FOLDER|FILE.keras|imagenet:efficientnet_lite0 and source=FILE|DIR"
         )
     model, class_names, _ = load_classifier(str(config["model"]))
+    if config["explain"] and not hasattr(model, "layers"):
+        raise ConfigError(
+            f"explain=true needs the Keras model (Grad-CAM reads its layers); {config['model']} "
+            "is an export: use the run folder or its model.keras"
+        )
     files = image_files(str(config["source"]))
     readable, failed, pil = [], [], set()
     for path in files:

@@ -120,10 +120,23 @@ class DetectTask(Task):
         from visionkit.predict import run_model
 
         size = tuple(model.input_shape[1:3])
-        is_v1 = len(model.output_shape) == 4
+        postprocessed = getattr(model, "postprocessed", False)  # a TFLite file with NMS inside
+        is_v1 = not postprocessed and len(model.output_shape) == 4
         truths, predictions = [], []
         batches = run_model(model, pipeline, progress=progress, desc=desc, forward=forward)
         for raw, (targets,) in batches:
+            if postprocessed:
+                from visionkit.export.detection import from_postprocess
+
+                found = from_postprocess(raw, size)
+                for i, dets in enumerate(found):
+                    keep = targets["classes"][i] >= 0
+                    truths.append(
+                        {"boxes": targets["boxes"][i][keep], "classes": targets["classes"][i][keep]}
+                    )
+                    above = dets["scores"] >= score_threshold
+                    predictions.append({k: v[above] for k, v in dets.items()})
+                continue
             if is_v1:
                 boxes, scores, classes, valid = postprocess_yolov1(
                     tf.constant(raw),

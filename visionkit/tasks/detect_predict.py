@@ -27,6 +27,8 @@ def model_num_classes(model) -> int:
     (B, S, S, 5·2 + C)."""
     from visionkit.models.yolo.anchors import REG_MAX
 
+    if getattr(model, "postprocessed", False):
+        raise ValueError("a post-processed export does not show its class count")
     depth = int(model.output_shape[-1])
     return depth - 10 if len(model.output_shape) == 4 else depth - 4 * REG_MAX
 

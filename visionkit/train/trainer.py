@@ -274,9 +274,14 @@ def train(task, config: dict[str, Any]) -> RunResult:
 
 
 def load_run_model(path: str | Path):
-    """A trained model and its run config from a run folder or a ``.keras`` file."""
+    """A trained model and its run config from a run folder or a ``.keras`` file, or an
+    exported model (SavedModel folder, ``.tflite``, ``.onnx``) as an
+    :class:`~visionkit.predict.ExportedModel` with the config of the run it came from."""
+    from visionkit.predict import ExportedModel, exported_run_config, is_exported
 
     path = Path(path)
+    if is_exported(path):
+        return ExportedModel(path), exported_run_config(path)
     if path.is_dir():
         run = Run(path)
         if not run.model.exists():
@@ -286,4 +291,7 @@ def load_run_model(path: str | Path):
         config_path = path.with_name("config.yaml")
         config = Run(path.parent).read_config() if config_path.exists() else {}
         return load_model(path, compile=False), config
-    raise FileNotFoundError(f"model={path}: expected a run folder or a .keras file")
+    raise FileNotFoundError(
+        f"model={path}: expected a run folder, a .keras file, or an export "
+        "(SavedModel folder, .tflite, .onnx)"
+    )
