@@ -99,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run a pipeline YAML: data check, training stages, validation, report",
-        description="Run a whole recipe from a pipeline file (pipelines/*.yaml); key=value "
-        "arguments override the file's keys.",
-        epilog="example: visionkit run pipelines/quickstart.yaml epochs=2 name=try1",
+        help="run a pipeline YAML: data check, training stages, validation, test, export, report",
+        description="Run a whole recipe from a pipeline file (pipelines/*.yaml): data check, "
+        "training with its stages, validation (and test= data), then the export to `formats` "
+        "(formats=none skips it) with its parity report. key=value arguments override the "
+        "file's keys.",
+        epilog="example: visionkit run pipelines/quickstart.yaml epochs=2 name=try1 formats=tflite_int8",
     )
     run.add_argument("pipeline", help="a pipeline YAML file")
     run.add_argument(
@@ -186,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"pipeline {args.pipeline}: {config['task']} {config['mode']} with {model} on {config['data']}"
     )
-    return _execute(config)
+    return _execute(config, then_export=config["mode"] == "train")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -196,7 +198,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(config: dict[str, Any]) -> int:
+def _execute(config: dict[str, Any], then_export: bool = False) -> int:
     import_tensorflow_quietly()
     from visionkit.tasks import get_task
 
@@ -214,12 +216,33 @@ def _execute(config: dict[str, Any]) -> int:
     if mode == "train":
         from visionkit.train.trainer import train
 
-        train(get_task(task), config)
+        result = train(get_task(task), config)
+        if then_export and _wants_export(config):
+            export = get_task(task).export_command({**config, "model": str(result.run.dir)})
+            _print_next_steps(task, result.run.dir, export)
         return 0
     from visionkit.tasks.registry import MODE_METHODS
 
     getattr(get_task(task), MODE_METHODS[mode])(config)
     return 0
+
+
+def _wants_export(config: dict[str, Any]) -> bool:
+    formats = str(config.get("formats") or "").strip().lower()
+    return formats not in ("", "none", "null", "false")
+
+
+def _print_next_steps(task: str, run_dir, export_dir) -> None:
+    """Where everything is and the commands that use it, after a whole pipeline."""
+    from pathlib import Path
+
+    files = sorted(p.name for p in Path(export_dir).iterdir() if p.suffix in (".tflite", ".onnx"))
+    ship = Path(export_dir) / (files[0] if files else "saved_model")
+    print(
+        f"\npipeline done: run {run_dir}, exports in {export_dir} (report.json)\n"
+        f"  predict: visionkit {task} predict model={ship} source=PATH\n"
+        f"  evaluate on other data: visionkit {task} val model={run_dir} data=PATH"
+    )
 
 
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
