@@ -60,10 +60,11 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
     import tensorflow as tf
 
     from visionkit.cfg import resolve
+    from visionkit.data.inputs import image_files
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.types import Dataset, Example
     from visionkit.predict import compiled_forward, run_model
-    from visionkit.tasks.classify import image_files, load_classifier, predict_command
+    from visionkit.tasks.classify import load_classifier, predict_command
 
     C.reset_keras()
     source = root / "cats_dogs" / "test_set"

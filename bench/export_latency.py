@@ -79,7 +79,7 @@ def calibration_images(args, task: str, config: dict, size: tuple[int, int]) -> 
         import tensorflow as tf
 
         from visionkit.data.images import read_image
-        from visionkit.tasks.classify import image_files
+        from visionkit.data.inputs import image_files
 
         files = image_files(args.data)[:100]
         images = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -129,6 +131,22 @@ def test_run_folder_and_metrics(tmp_path):
     }
     assert all(row["error"] == "" for row in rows)
     assert (out / "gradcam.png").exists()
+
+    # a truncated JPEG (a valid header) and a non-image get error rows; the rest go on
+    bad = tmp_path / "bad"
+    shutil.copytree(data / "test", bad)
+    first = sorted(bad.rglob("*.*"))[0]
+    whole = first.read_bytes()
+    (bad / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (bad / "garbage.jpg").write_bytes(b"not an image at all")
+    settings = {"model": str(run.dir), "source": str(bad), "out": str(tmp_path / "pred")}
+    out = predict_command(resolve({**settings, "name": "bad", "verbose": 0}))
+    with open(out / "predictions.csv") as handle:
+        rows = {str(Path(r["path"]).relative_to(bad)): r for r in csv.DictReader(handle)}
+    assert len(rows) == 14
+    assert rows["garbage.jpg"]["error"].startswith("not_an_image")
+    assert rows["truncated.jpg"]["error"].startswith("truncated")
+    assert sum(1 for r in rows.values() if not r["error"]) == 12
 
 
 def test_existing_run_folder_is_protected(tmp_path):

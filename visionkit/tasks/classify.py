@@ -210,18 +210,6 @@ def load_classifier(source: str):
     return model, list(names), config
 
 
-def image_files(source: str) -> list[str]:
-    """The image files of ``source`` (a file, or a folder searched recursively), sorted."""
-    from visionkit.data.sources._common import is_image_file
-
-    path = Path(source)
-    if path.is_file():
-        return [str(path)]
-    if path.is_dir():
-        return sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
-    raise ConfigError(f"source={source}: no such file or folder")
-
-
 def val_command(config: dict[str, Any]) -> dict[str, Any]:
     """``visionkit classify val model=RUN data=PATH``: metrics and plots for that data."""
     return ClassifyTask().val_command(config)
@@ -249,8 +237,7 @@ def predict_command(config: dict[str, Any]) -> Path:
     optionally annotated images (``save_images=true``) and Grad-CAM maps (``explain=true``)."""
     import csv
 
-    from visionkit.data.images import inspect_image
-    from visionkit.data.prepare import PIL_KINDS
+    from visionkit.data.inputs import image_files, screen_images
     from visionkit.data.types import Example
     from visionkit.io import atomic_path
     from visionkit.predict import run_model
@@ -265,21 +252,9 @@ def predict_command(config: dict[str, Any]) -> Path:
             f"explain=true needs the Keras model (Grad-CAM reads its layers); {config['model']} "
             "is an export: use the run folder or its model.keras"
         )
-    files = image_files(str(config["source"]))
-    readable, failed, pil = [], [], set()
-    for path in files:
-        info = inspect_image(path)
-        fatal = [f for f in info.faults if f.fatal]
-        if fatal:
-            failed.append((path, fatal[0].kind, fatal[0].detail))
-            continue
-        readable.append(path)
-        if any(f.kind in PIL_KINDS for f in info.faults):
-            pil.add(path)
-    if not readable:
-        raise ConfigError(
-            f"source={config['source']}: no readable images ({len(files)} files found, {len(failed)} unreadable)"
-        )
+    screened = screen_images(image_files(str(config["source"])), str(config["source"]))
+    readable, pil = screened.paths, screened.needs_pil
+    failed = [(path, *error.split(": ", 1)) for path, error in screened.failed]
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in readable])
     task = ClassifyTask()
     pipeline = task.adapt_dataset(task.eval_pipeline(model, dataset, config, pil), model)

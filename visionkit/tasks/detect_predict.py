@@ -19,7 +19,6 @@ from visionkit.config import ConfigError
 DRAW_LIMIT = 200  # annotated images written per predict run (the first ones, in file order)
 CSV_HEADER = ("path", "class", "class_id", "score", "x1", "y1", "x2", "y2", "error")
 DECIMALS = 4  # pixel coordinates written to the CSV and JSON
-TF_FORMATS = frozenset(("JPEG", "PNG", "BMP", "GIF"))  # decoded by tf.io.decode_image
 
 
 def model_num_classes(model) -> int:
@@ -56,11 +55,11 @@ def predict_command(task, config: dict[str, Any]) -> Path:
     """
     import csv
 
+    from visionkit.data.inputs import image_files
     from visionkit.data.types import Dataset, Example
     from visionkit.io import atomic_path, write_json
     from visionkit.models.yolo.boxes_frame import unletterbox_boxes
     from visionkit.tasks.base import output_dir
-    from visionkit.tasks.classify import image_files
 
     if not config.get("model") or not config.get("source"):
         raise ConfigError(
@@ -70,7 +69,7 @@ def predict_command(task, config: dict[str, Any]) -> Path:
     class_names = list(class_names) or [str(i) for i in range(model_num_classes(model))]
     size = int(model.input_shape[1])
     files = image_files(str(config["source"]))
-    records, readable, pil = _inspect(files, size)
+    records, readable, pil = _inspect(files, size, str(config["source"]))
     if not readable:
         raise ConfigError(
             f"source={config['source']}: no readable images ({len(files)} files found, "
@@ -137,38 +136,26 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
-def _inspect(files: list[str], size: int) -> tuple[list[dict], list[dict], set[str]]:
+def _inspect(files: list[str], size: int, source: str) -> tuple[list[dict], list[dict], set[str]]:
     """Records of the unreadable files (with their error), of the readable ones (with their
     size, detections to come) and the paths to decode with PIL rather than TensorFlow."""
-    from visionkit.data.images import inspect_image
-    from visionkit.data.prepare import PIL_KINDS
+    from visionkit.data.inputs import screen_images
     from visionkit.models.yolo.boxes_frame import letterbox_frame
 
-    failed, readable, pil = [], [], set()
-    for path in files:
-        info = inspect_image(path, decode=True)  # finds truncated files, not just bad headers
-        record = {
-            "path": path,
-            "width": info.width or None,
-            "height": info.height or None,
-            "detections": [],
-            "error": None,
-        }
-        fatal = [f for f in info.faults if f.fatal]
-        if fatal:
-            record["error"] = f"{fatal[0].kind}: {fatal[0].detail}"
-            failed.append(record)
-            continue
+    def record(path: str, width=None, height=None, error=None) -> dict:
+        return {"path": path, "width": width, "height": height, "detections": [], "error": error}
+
+    screened = screen_images(files, source)
+    failed = [record(path, error=error) for path, error in screened.failed]
+    readable = []
+    for path, info in screened.readable:
         try:
             letterbox_frame((info.height, info.width), size)
         except ValueError as err:
-            record["error"] = f"too_elongated: {err}"
-            failed.append(record)
+            failed.append(record(path, info.width, info.height, f"too_elongated: {err}"))
             continue
-        readable.append(record)
-        if any(f.kind in PIL_KINDS for f in info.faults) or info.format not in TF_FORMATS:
-            pil.add(path)  # EXIF rotation, CMYK, ... and formats tf.io cannot decode (TIFF)
-    return failed, readable, pil
+        readable.append(record(path, info.width, info.height))
+    return failed, readable, screened.needs_pil & {r["path"] for r in readable}
 
 
 def _name(class_names: list[str], class_id: int) -> str:

@@ -183,6 +183,7 @@ class SegmentTask(Task):
         from tqdm.auto import tqdm
 
         from visionkit.data.images import ImageReadError, read_image
+        from visionkit.data.inputs import image_files
         from visionkit.evaluate.segmentation_plots import (
             class_legend,
             colourise,
@@ -192,7 +193,6 @@ class SegmentTask(Task):
         )
         from visionkit.io import atomic_path
         from visionkit.predict import compiled_forward
-        from visionkit.tasks.classify import image_files
 
         if not config.get("model") or not config.get("source"):
             raise ConfigError(
