@@ -113,7 +113,7 @@ def save_figure(
             bbox_inches="tight" if tight else None,
             format=Path(path).suffix.lstrip(".") or "png",
         )
-    if close:
+    if close and getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure
         import matplotlib.pyplot as plt
 
         plt.close(fig)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from visionkit.evaluate.detection import DetectionResult
-from visionkit.evaluate.plots import _plt, plot_confusion_matrix
+from visionkit.evaluate.plots import new_figure, plot_confusion_matrix
 from visionkit.io import save_figure
 
 #: Classes drawn one by one with a legend entry; beyond this only the mean is labelled.
@@ -37,8 +37,7 @@ def plot_pr_curves(
     a = list(result.area_ranges).index("all")
     curves = result.precision[result.iou_index(iou), :, :, a, -1]  # (R, K)
     valid = (curves > -1).all(axis=0)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    fig, ax = new_figure(figsize=(7.5, 5.5))
     labelled = len(names) <= MAX_LABELLED_CLASSES
     for k in np.flatnonzero(valid):
         if labelled:

@@ -13,13 +13,13 @@ import numpy as np
 from visionkit.io import save_figure
 
 
-def _plt():
-    import matplotlib
+def new_figure(*grid: int, figsize: tuple[float, float] | None = None, **kwargs):
+    """``(figure, axes)`` like ``plt.subplots`` but on a standalone ``Figure``: no pyplot
+    state and no backend switch, so a notebook's own ``plt.show()`` keeps working."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "training curves") -> Path:
@@ -36,8 +36,7 @@ def plot_history(history, path: str | os.PathLike, title: str = "training curves
         for c in frame.columns
         if c not in ("epoch", "stage", "lr", "learning_rate") and not c.startswith("val_")
     ]
-    plt = _plt()
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         1, max(1, len(metrics)), figsize=(4.5 * max(1, len(metrics)), 3.6), squeeze=False
     )
     epochs = frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
@@ -73,9 +72,8 @@ def plot_confusion_matrix(
         np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0) if normalize else counts
     )
     n = len(class_names)
-    plt = _plt()
     size = min(2.0 + 0.45 * n, 24)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig, ax = new_figure(figsize=(size + 1.5, size))
     image = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(
         image, ax=ax, fraction=0.046, label="fraction of the true class" if normalize else "count"
@@ -105,11 +103,10 @@ def plot_image_grid(
     cols: int | None = None,
 ) -> Path:
     """A grid of images (uint8 or float 0..255) with a coloured title under each."""
-    plt = _plt()
     n = max(1, len(images))
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for k, (image, title) in enumerate(zip(images, titles, strict=True)):

@@ -154,16 +154,14 @@ def plot_mask_grid(
 ) -> Path:
     """A grid of (H, W, 3) uint8 images with a title under each and a colour legend
     (``(label, (r, g, b))`` entries, 0..255) below the grid; returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from visionkit.evaluate.plots import new_figure
 
     n = max(1, len(images))
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.0 * rows + 0.4), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(2.8 * cols, 3.0 * rows + 0.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
