@@ -101,6 +101,19 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         where="bench",
     )
     counter = iter(range(10_000))
+    # the same model exported to TFLite fp32 (visionkit.export), run by the predict command
+    keras_file = out_dir / "lite0.keras"
+    model.save(keras_file)
+    from visionkit.export import export_run
+    from visionkit.predict import ExportedModel
+
+    export = export_run(keras_file, "tflite_fp32", task="classify", progress=False)
+    tflite_file = export / "model_fp32.tflite"
+    tflite = ExportedModel(tflite_file)
+    tflite_config = {**cli_config, "model": str(tflite_file)}
+
+    def vk_tflite(ds):
+        return np.concatenate([o for o, _ in run_model(tflite, ds, progress=False)])
 
     paths = {
         "vk_files": lambda: vk(files_pipeline()),
@@ -109,6 +122,8 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         "keras_files": lambda: model.predict(files_pipeline().map(lambda i, y: i), verbose=0),
         "vk_memory": lambda: vk(memory.map(lambda i: (i,))),
         "vk_cli": lambda: predict_command({**cli_config, "name": f"p{next(counter)}"}),
+        "vk_tflite_files": lambda: vk_tflite(files_pipeline()),
+        "vk_tflite_cli": lambda: predict_command({**tflite_config, "name": f"t{next(counter)}"}),
     }
     outputs = {}
     for name, fn in paths.items():  # warm-up: tracing, thread pools, Keras' predict_function
@@ -116,7 +131,7 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
     ref = outputs["keras_numpy"]
     agree = {
         k: float(np.max(np.abs(outputs[k] - ref)))
-        for k in ("vk_files", "keras_tfdata", "keras_files", "vk_memory")
+        for k in ("vk_files", "keras_tfdata", "keras_files", "vk_memory", "vk_tflite_files")
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(repeats):
@@ -132,6 +147,8 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         "keras_files": "JPEG read+decode+resize (same tf.data) + model.predict",
         "vk_memory": "model only, tf.function loop over the decoded array",
         "vk_cli": "predict_command end to end: model build, file checks, trace, decode, model, CSV",
+        "vk_tflite_files": "as vk_files, the model exported to TFLite fp32 (2 threads, uint8 in)",
+        "vk_tflite_cli": "as vk_cli with model=export/model_fp32.tflite",
     }
     rows = [
         [f"`{k}`", includes[k], " / ".join(f"{t:.2f}" for t in times[k]), f"{rate[k]:.0f}"]
@@ -143,6 +160,8 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         "vk_files / keras_files (same pipeline)": rate["vk_files"] / rate["keras_files"],
         "vk_memory / keras_tfdata (same in-memory data)": rate["vk_memory"] / rate["keras_tfdata"],
         "vk_cli / keras_numpy": rate["vk_cli"] / rate["keras_numpy"],
+        "vk_tflite_files / keras_numpy": rate["vk_tflite_files"] / rate["keras_numpy"],
+        "vk_tflite_cli / keras_numpy": rate["vk_tflite_cli"] / rate["keras_numpy"],
     }
     table = (
         f"predict: EfficientNet-Lite0 ImageNet at 224, {n} images of cats_dogs/test_set, "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -436,6 +437,10 @@ def _user_error(err: Exception) -> int | None:
         return 1 if type(err).__name__ == "DatasetFaultError" else 2
     if isinstance(err, (ModelError, FileNotFoundError, NotImplementedError)):
         return 2
+    if os.environ.get("VISIONKIT_DEBUG"):
+        return None  # show the traceback
+    if isinstance(err, (ValueError, OSError)):  # refused files, bad values, a full disk
+        return 2
     return None
 
 
@@ -457,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handled is None:
             raise
         print(f"visionkit: error: {err}", file=sys.stderr)
+        if not isinstance(err, (ConfigError, FileNotFoundError)):
+            print("(set VISIONKIT_DEBUG=1 to see the traceback)", file=sys.stderr)
         return handled
     except KeyboardInterrupt:
         print("visionkit: interrupted", file=sys.stderr)

@@ -57,6 +57,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` (the old one is removed last)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    backup = target.with_name(f".{target.name}.old")
+    if backup.exists() and not target.exists():  # killed between the two renames below
+        os.replace(backup, target)
+    for stale in target.parent.glob(f".{target.name}.*"):  # staging folders of killed writes
+        if stale.is_dir() and stale != backup:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
@@ -65,10 +71,16 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old")
+        old = backup
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # put the previous one back (a SIGKILL here: next call)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -144,8 +144,9 @@ def create_model(
     shape = tuple(input_shape) if input_shape is not None else info.input_shape
     if len(shape) != 3:
         raise ModelError(f"input_shape must be (height, width, channels), got {shape!r}")
-    smallest = min(d for d in shape[:2] if d is not None) if any(shape[:2]) else None
-    if smallest is not None and smallest < info.min_input_size:
+    sides = [d for d in shape[:2] if d is not None]
+    smallest = min(sides) if sides else None
+    if smallest is not None and (smallest <= 0 or smallest < info.min_input_size):
         raise ModelError(
             f"{name} needs inputs of at least {info.min_input_size}×{info.min_input_size} "
             f"(its pooling stages would shrink {shape[0]}×{shape[1]} to nothing); "

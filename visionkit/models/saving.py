@@ -33,6 +33,18 @@ def load_model(path: str | os.PathLike, *, compile: bool = True):
                 "keras.saving.load_model(path, safe_mode=False)."
             ) from err
         raise
+    except TypeError as err:
+        if "Could not locate" in str(err) or "could not be deserialized" in str(err):
+            import re
+
+            named = re.search(r"Could not locate (?:class|function) '([^']+)'", str(err))
+            what = f"class {named.group(1)!r}" if named else "a class"
+            raise ValueError(
+                f"refused to load {path}: it names {what} that neither Keras nor visionkit "
+                "registers. If you trust the file, import the module that defines it and "
+                "load it with keras.saving.load_model."
+            ) from err
+        raise
 
 
 def load_weights_from_path(model, path: str | os.PathLike) -> None:

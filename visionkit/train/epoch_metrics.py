@@ -22,7 +22,9 @@ def detection_epoch_metrics(task, config: dict[str, Any], val_pipeline) -> Epoch
     names = [str(i) for i in range(int(config["num_classes"]))]
 
     def compute(model) -> dict[str, float]:
-        forward = forwards.setdefault(id(model), compiled_forward(model))
+        if id(model) not in forwards:
+            forwards[id(model)] = compiled_forward(model)
+        forward = forwards[id(model)]
         truths, predictions = task.detections(
             model, val_pipeline, settings, progress=False, score_threshold=0.001, forward=forward
         )
@@ -42,7 +44,9 @@ def segmentation_epoch_metrics(config: dict[str, Any], val_pipeline) -> EpochMet
     names = [str(i) for i in range(num_classes)]
 
     def compute(model) -> dict[str, float]:
-        forward = forwards.setdefault(id(model), compiled_forward(model))
+        if id(model) not in forwards:
+            forwards[id(model)] = compiled_forward(model)
+        forward = forwards[id(model)]
         meter = SegmentationMetrics(num_classes)
         for probs, (masks,) in run_model(model, val_pipeline, progress=False, forward=forward):
             meter.update(masks, probabilities_to_labels(np.asarray(probs)))

@@ -44,8 +44,20 @@ class Run:
     export = property(lambda self: self.dir / "export")
 
     def read_config(self) -> dict[str, Any]:
-        with open(self.config, encoding="utf-8") as handle:
-            return yaml.safe_load(handle) or {}
+        """The run's ``config.yaml`` (safe YAML); a damaged one is a ConfigError naming it."""
+        from visionkit.config import ConfigError
+
+        try:
+            with open(self.config, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"{self.config}: not a readable run config ({str(err).splitlines()[0]}); "
+                "restore it or train again"
+            ) from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"{self.config}: a run config is a mapping of keys")
+        return config
 
 
 def next_free(parent: Path, base: str) -> Path:

@@ -118,6 +118,49 @@ def _best_so_far(run: Run, monitor: str, mode: str) -> float | None:
     return float(frame[monitor].max() if mode == "max" else frame[monitor].min())
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def check_settings(config: dict[str, Any]) -> None:
+    """Values the key types cannot catch, checked before a run folder exists: a bad value
+    is a ConfigError naming the key, not a crash after minutes of training."""
+    from visionkit.config import ConfigError
+
+    def positive(key: str, allow_zero: bool = False) -> None:
+        value = config.get(key)
+        if value is None:
+            return
+        if value < 0 or (value == 0 and not allow_zero):
+            bound = "≥ 0" if allow_zero else "> 0"
+            raise ConfigError(f"{key}={value}: must be {bound}")
+
+    for key in ("epochs", "batch", "lr", "finetune_lr"):
+        positive(key)
+    for key in ("head_epochs", "warmup_epochs", "patience", "weight_decay", "label_smoothing"):
+        positive(key, allow_zero=True)
+    if config.get("optimizer") not in (None, *OPTIMIZERS):
+        raise ConfigError(f"optimizer={config['optimizer']}: use one of {', '.join(OPTIMIZERS)}")
+    if config.get("precision") not in (None, *PRECISIONS):
+        raise ConfigError(f"precision={config['precision']}: use one of {', '.join(PRECISIONS)}")
+    freeze = config.get("freeze")
+    if not (
+        freeze in (None, "auto", "none", "backbone")
+        or (isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0)
+    ):
+        raise ConfigError(f"freeze={freeze}: use auto, none, backbone or a number of blocks ≥ 0")
+    cache = config.get("cache")
+    if cache is not None and not isinstance(cache, (bool, str)):
+        raise ConfigError(f"cache={cache}: use true, false or a folder path")
+    fraction = config.get("val_fraction")
+    if fraction is not None and not 0 < fraction < 1:
+        raise ConfigError(f"val_fraction={fraction}: must lie strictly between 0 and 1")
+    for key in ("val", "test"):
+        value = config.get(key)
+        if value and ":" not in str(value)[:8] and not Path(str(value)).exists():
+            raise ConfigError(f"{key}={value}: no such file or folder")
+
+
 def train(task, config: dict[str, Any]) -> RunResult:
     """Train ``task`` with the resolved ``config`` (see ``visionkit/cfg/default.yaml``)."""
     import keras
@@ -129,6 +172,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
 
     started = time.time()
     resume = bool(config.get("resume"))
+    check_settings(config)
     run = open_run(
         config["out"], config.get("name"), exist_ok=bool(config["exist_ok"]), resume=resume
     )

@@ -115,8 +115,13 @@ def _classes(root: Path, doc: dict, mask_files: list[Path], scan_limit: int):
         return [ln.strip() for ln in txt.read_text().splitlines() if ln.strip()], None
     values: set[int] = set()
     for f in mask_files[:scan_limit]:
-        with Image.open(f) as img:
-            values |= set(np.unique(np.asarray(img)).tolist())
+        try:
+            with Image.open(f) as img:
+                values |= set(np.unique(np.asarray(img)).tolist())
+        except (OSError, ValueError):
+            continue  # unreadable: the dataset doctor reports it; the others name the classes
+    if not values:
+        values = {0}
     if values <= {0, 255} and 255 in values:
         return ["background", "foreground"], {0: 0, 255: 1}
     if values <= {0, 1}:
