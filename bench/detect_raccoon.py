@@ -46,9 +46,10 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument("overrides", nargs="*", help="key=value for the recipe")
     args = parser.parse_args()
+    from visionkit.cfg import coerce
     from visionkit.config import parse_overrides
 
-    overrides = parse_overrides(args.overrides)
+    overrides = {k: coerce(k, v) for k, v in parse_overrides(args.overrides, raw=True).items()}
     train_data, test_data = part_paths(C.data_root(args.data), args.part)
     split = {"split": "train2017"} if args.part == "coco128" else {}
     test_split = "val2017" if args.part == "coco128" else None

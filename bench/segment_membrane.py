@@ -53,9 +53,10 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument("overrides", nargs="*", help="key=value for the recipe")
     args = parser.parse_args()
+    from visionkit.cfg import coerce
     from visionkit.config import parse_overrides
 
-    overrides = parse_overrides(args.overrides)
+    overrides = {k: coerce(k, v) for k, v in parse_overrides(args.overrides, raw=True).items()}
     root = C.data_root(args.data) / "membrane"
     started = time.time()
     cond = C.conditions()
