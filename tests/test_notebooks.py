@@ -80,6 +80,7 @@ def test_notebooks_are_committed_without_outputs():
         "01_transfer_learning.ipynb",
         "02_detection.ipynb",
         "03_segmentation.ipynb",
+        "04_export_and_tflite.ipynb",
     ]
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
