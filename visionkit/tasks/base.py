@@ -38,6 +38,13 @@ class Task:
         """Task-specific callbacks of a stage (none by default)."""
         return []
 
+    # Metrics a run of this task logs (each also as ``val_`` + name): ``monitor`` choices.
+    metrics: ClassVar[tuple[str, ...]] = ("loss",)
+
+    def metric_names(self, num_classes: int) -> set[str]:
+        """What ``monitor`` may name (without the ``val_`` prefix)."""
+        return set(self.metrics)
+
     def epoch_metrics(self, config: dict[str, Any], val_pipeline) -> list:
         """Callbacks adding task metrics (e.g. ``val_map50``) to each epoch's logs (none by
         default: Keras' compiled metrics are enough)."""

@@ -74,6 +74,9 @@ class ClassifyTask(Task):
             f"unknown model {name!r}: `visionkit models` lists the models and backbones"
         )
 
+    def metric_names(self, num_classes: int) -> set[str]:
+        return {"loss", "accuracy", *(("top5_accuracy",) if num_classes >= 5 else ())}
+
     def load_trained(self, source: str):
         return load_classifier(source)
 

@@ -87,6 +87,8 @@ class DetectTask(Task):
             return {"loss": YoloV1Loss(image_size=(size, size), num_classes=num_classes)}
         return {"loss": YoloLoss(image_size=(size, size), num_classes=num_classes)}
 
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "map50", "map50_95")
+
     def epoch_metrics(self, config: dict[str, Any], val_pipeline) -> list:
         """mAP@0.5 and mAP@0.5:0.95 on the validation split after every epoch."""
         from visionkit.train.epoch_metrics import detection_epoch_metrics

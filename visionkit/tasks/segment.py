@@ -39,6 +39,8 @@ class SegmentTask(Task):
         "monitor": "val_miou",
     }
 
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "miou", "pixel_accuracy")
+
     def epoch_metrics(self, config: dict[str, Any], val_pipeline) -> list:
         """mIoU and pixel accuracy on the validation split after every epoch."""
         from visionkit.train.epoch_metrics import segmentation_epoch_metrics

@@ -161,6 +161,20 @@ def check_settings(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key}={value}: no such file or folder")
 
 
+def check_monitor(monitor: str, names: set[str]) -> None:
+    """``monitor`` must be one of the run's logged metrics (``name`` or ``val_name``)."""
+    from visionkit.config import ConfigError, closest_key
+
+    logged = {*names, *(f"val_{n}" for n in names)}
+    if monitor not in logged:
+        near = closest_key(monitor, logged)
+        hint = f" (did you mean {near!r}?)" if near else ""
+        raise ConfigError(
+            f"monitor={monitor} is not a metric of this run; choose one of "
+            f"{', '.join(sorted(logged))}{hint}"
+        )
+
+
 def train(task, config: dict[str, Any]) -> RunResult:
     """Train ``task`` with the resolved ``config`` (see ``visionkit/cfg/default.yaml``)."""
     import keras
@@ -198,6 +212,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
             )
         print(data.summary())
         save_faults(run, data.faults)
+        check_monitor(config["monitor"], task.metric_names(len(data.class_names)))
         model, info = task.build_model(config, data.class_names)
         config.update(
             class_names=list(data.class_names),
