@@ -28,6 +28,48 @@ class Task:
         """The task's defaults (``model``, ``imgsz``, ...) where the config leaves them null."""
         return {**config, **{k: v for k, v in self.defaults.items() if config.get(k) is None}}
 
+    def build_registered(
+        self,
+        config: dict[str, Any],
+        class_names: list[str],
+        input_shape: tuple[int, int, int],
+        backbone_option: str,
+    ):
+        """``(model, info)`` for the registered model ``config["model"]`` of this task.
+
+        ``weights``: ``auto`` → ImageNet weights for its backbone where they exist offline,
+        else random; ``imagenet`` → the backbone's (passed as ``backbone_option``); a path →
+        weights of the whole model; null → random.
+        """
+        from visionkit.backbones import backbone_info
+        from visionkit.models import create_model, list_models, model_info
+
+        name = str(config["model"])
+        if name not in list_models(task=self.name):
+            raise ConfigError(
+                f"unknown {self.name} model {name!r}: `visionkit models --task {self.name}` lists them"
+            )
+        backbone = model_info(name).backbone
+        weights = config["weights"]
+        if weights == "auto":
+            weights = "imagenet" if backbone and backbone_info(backbone).has_imagenet else None
+        options: dict[str, Any] = dict(config.get("model_options") or {})
+        model_weights = None
+        if weights == "imagenet":
+            if backbone is None:
+                raise ConfigError(f"{name} has no pretrained backbone; use weights=null")
+            options[backbone_option] = "imagenet"
+        elif weights is not None:
+            model_weights = weights  # a checkpoint of the whole model
+        model = create_model(
+            name,
+            num_classes=len(class_names),
+            input_shape=input_shape,
+            weights=model_weights,
+            **options,
+        )
+        return model, {"pretrained": weights is not None, "backbone": backbone}
+
     def set_trainable(self, model, stage, config: dict[str, Any]) -> None:
         """Apply a recipe stage's trainability (``visionkit.train.freeze.apply_stage``)."""
         from visionkit.train.freeze import apply_stage

@@ -32,38 +32,13 @@ class DetectTask(Task):
     }
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
-        from visionkit.backbones import backbone_info
-        from visionkit.models import create_model, list_models, model_info
-
-        name, num_classes = str(config["model"]), len(class_names)
         size = _square(config["imgsz"])
-        model = self.trained_model(name)
+        model = self.trained_model(str(config["model"]))
         if model is not None:
             return model, {"pretrained": True, "backbone": None}
-        if name not in list_models(task="detect"):
-            raise ConfigError(
-                f"unknown detector {name!r}: `visionkit models --task detect` lists them"
-            )
-        backbone = model_info(name).backbone
-        weights = config["weights"]
-        if weights == "auto":
-            weights = "imagenet" if backbone and backbone_info(backbone).has_imagenet else None
-        options: dict[str, Any] = dict(config.get("model_options") or {})
-        model_weights = None
-        if weights == "imagenet":
-            if name == "yolov1":
-                raise ConfigError("yolov1 is a from-scratch teaching model; use weights=null")
-            options["backbone_weights"] = "imagenet"
-        elif weights is not None:
-            model_weights = weights  # a whole-detector checkpoint
-        model = create_model(
-            name,
-            num_classes=num_classes,
-            input_shape=(size, size, 3),
-            weights=model_weights,
-            **options,
-        )
-        return model, {"pretrained": weights is not None, "backbone": backbone}
+        if config["model"] == "yolov1" and config["weights"] == "imagenet":
+            raise ConfigError("yolov1 is a from-scratch teaching model; use weights=null")
+        return self.build_registered(config, class_names, (size, size, 3), "backbone_weights")
 
     def callbacks(self, config: dict[str, Any], controls, stage) -> list:
         """Mosaic off for the last ``close_mosaic`` epochs (YOLOX/YOLOv8 practice)."""

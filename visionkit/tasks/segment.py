@@ -48,35 +48,12 @@ class SegmentTask(Task):
         return [segmentation_epoch_metrics(config, val_pipeline)]
 
     def build_model(self, config: dict[str, Any], class_names: list[str]):
-        from visionkit.backbones import backbone_info
-        from visionkit.models import create_model, list_models, model_info
-
-        name, num_classes = str(config["model"]), len(class_names)
         size = int(config["imgsz"]) if isinstance(config["imgsz"], int) else config["imgsz"]
         shape = (size, size, 3) if isinstance(size, int) else (int(size[0]), int(size[1]), 3)
-        model = self.trained_model(name)
+        model = self.trained_model(str(config["model"]))
         if model is not None:
             return model, {"pretrained": True, "backbone": None}
-        if name not in list_models(task="segment"):
-            raise ConfigError(
-                f"unknown segmentation model {name!r}: `visionkit models --task segment` lists them"
-            )
-        encoder = model_info(name).backbone
-        weights = config["weights"]
-        if weights == "auto":
-            weights = "imagenet" if encoder and backbone_info(encoder).has_imagenet else None
-        options: dict[str, Any] = dict(config.get("model_options") or {})
-        model_weights = None
-        if weights == "imagenet":
-            if encoder is None:
-                raise ConfigError(f"{name} has no pretrained encoder; use weights=null")
-            options["encoder_weights"] = "imagenet"
-        elif weights is not None:
-            model_weights = weights
-        model = create_model(
-            name, num_classes=num_classes, input_shape=shape, weights=model_weights, **options
-        )
-        return model, {"pretrained": weights is not None, "backbone": encoder}
+        return self.build_registered(config, class_names, shape, "encoder_weights")
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         from visionkit.train.losses_segmentation import segmentation_loss
