@@ -133,7 +133,7 @@ class ClassifyTask(Task):
         pipeline = self.adapt_dataset(pipeline, model)
         probs, labels = [], []
         for outputs, (onehot,) in run_model(
-            model, pipeline, progress=progress, desc=f"val {split}"
+            model, pipeline, progress=progress, desc=f"val {split}", fold=True
         ):
             probs.append(outputs)
             labels.append(onehot.argmax(axis=-1))
@@ -265,7 +265,10 @@ def predict_command(config: dict[str, Any]) -> Path:
     topk = max(1, min(int(config["topk"]), len(class_names)))
     rows, row = [], 0
     explain = bool(config["explain"])
-    for probs, _ in run_model(model, pipeline, progress=int(config["verbose"]) > 0, desc="predict"):
+    batches = run_model(
+        model, pipeline, progress=int(config["verbose"]) > 0, desc="predict", fold=True
+    )
+    for probs, _ in batches:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :topk]
         for i in range(len(probs)):
             path = readable[row]

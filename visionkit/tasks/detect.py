@@ -100,7 +100,10 @@ class DetectTask(Task):
         postprocessed = getattr(model, "postprocessed", False)  # a TFLite file with NMS inside
         is_v1 = not postprocessed and len(model.output_shape) == 4
         truths, predictions = [], []
-        batches = run_model(model, pipeline, progress=progress, desc=desc, forward=forward)
+        # forward: the per-epoch metrics pass the training model's own; val and predict fold
+        batches = run_model(
+            model, pipeline, progress=progress, desc=desc, forward=forward, fold=forward is None
+        )
         for raw, (targets,) in batches:
             if postprocessed:
                 from visionkit.export.detection import from_postprocess
@@ -162,13 +165,14 @@ class DetectTask(Task):
             plot_detection_confusion_matrix,
             plot_pr_curves,
         )
+        from visionkit.models.yolo.nms import EVAL_SCORE_THRESHOLD
 
         out_dir = Path(out_dir)
         class_names = list(config.get("class_names") or dataset.class_names)
         pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
         config = {**config, "num_classes": len(class_names)}
         truths, predictions = self.detections(
-            model, pipeline, config, progress=progress, score_threshold=0.001
+            model, pipeline, config, progress=progress, score_threshold=EVAL_SCORE_THRESHOLD
         )
         result = evaluate_detections(truths, predictions, class_names, split=split)
         metrics = result.metrics

@@ -105,7 +105,7 @@ class SegmentTask(Task):
 
         if config.get("slide"):
             size = _input_size(model, config)
-            forward, channels = compiled_forward(model), int(model.output_shape[-1])
+            forward, channels = compiled_forward(model, fold=True), int(model.output_shape[-1])
             batch = int(config.get("batch") or 16)
             table = _mask_table(getattr(dataset, "mask_value_map", None))
             with tqdm(
@@ -130,7 +130,7 @@ class SegmentTask(Task):
             pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
             index = 0
             for probs, (masks,) in run_model(
-                model, pipeline, progress=progress, desc=f"val {split}"
+                model, pipeline, progress=progress, desc=f"val {split}", fold=True
             ):
                 for true, pred in zip(
                     masks, probabilities_to_labels(np.asarray(probs)), strict=True
@@ -186,7 +186,7 @@ class SegmentTask(Task):
         files = image_files(str(config["source"]))
         stems = _output_stems(files, Path(str(config["source"])))
         out = output_dir(config, "predict")
-        forward = compiled_forward(model)
+        forward = compiled_forward(model, fold=True)
         batch = int(config.get("batch") or 16)
         rows: list[list[Any]] = []
         shown: list[tuple[np.ndarray, str]] = []
