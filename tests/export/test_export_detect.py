@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from visionkit.export import export_run, load_predictor
+from visionkit.export.detection import EXPORT_SCORE_THRESHOLD
 from visionkit.export.tflite import tflite_ops
 
 
@@ -28,13 +29,14 @@ def test_report_and_postprocess_op(exported):
     tflite = report["tflite_fp32"]
     assert tflite["agreement"] >= 0.9  # the same detections as Keras + class-aware NMS
     assert tflite["max_abs_diff"] <= 1e-4 and tflite["box_max_abs_diff_px"] <= 1e-2
-    assert tflite["nms_score_threshold"] == 0.005
+    # the file keeps every candidate mAP counts (not the run's predict threshold, 0.005)
+    assert tflite["nms_score_threshold"] == EXPORT_SCORE_THRESHOLD == 0.001
     content = (out / "model_fp32.tflite").read_bytes()
     assert "TFLite_Detection_PostProcess" in tflite_ops(content)
     info = json.loads((out / "preprocessing.json").read_text())
     assert info["resize"]["method"] == "letterbox" and info["resize"]["pad_value"] == 114
     assert set(info["tflite"]["outputs"]) == {"boxes", "classes", "scores", "num_detections"}
-    assert info["nms"]["score_threshold"] == 0.005 and info["nms"]["max_detections"] == 50
+    assert info["nms"]["score_threshold"] == 0.001 and info["nms"]["max_detections"] == 50
 
 
 def test_tflite_predictor_returns_the_postprocess_outputs(exported):
@@ -99,3 +101,13 @@ def test_raw_head_tflite(detection_run, tmp_path):
     raw = load_predictor(tmp_path / "raw.tflite")(images)
     assert raw.shape == (2, 84, 65)
     np.testing.assert_allclose(raw, KerasPredictor(model)(images), atol=1e-4)
+
+
+def test_export_score_threshold_is_its_own_key():
+    """The file's NMS threshold is ``export_conf`` (default 0.001), never predict's ``conf``."""
+    from visionkit.export.detection import nms_settings, postprocess_signature
+
+    assert nms_settings({"conf": 0.25, "iou": 0.6, "max_det": 100}) == (0.001, 0.6, 100)
+    assert nms_settings({"conf": 0.25, "export_conf": 0.3})[0] == pytest.approx(0.3)
+    text = postprocess_signature(1, *nms_settings({"conf": 0.25}))
+    assert 'key: "nms_score_threshold" value { f: 0.001000 }' in text

@@ -29,14 +29,23 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.export.signatures import model_size, to_model_input
+from visionkit.models.yolo.nms import EVAL_SCORE_THRESHOLD
 
 PAD_VALUE = 114.0
 
 
+# Score threshold built into exported NMS unless ``export_conf`` says otherwise: the one
+# validation uses for mAP, so an exported file keeps every candidate the Keras model's
+# evaluation counts; ``visionkit detect predict conf=...`` filters on top of it.
+EXPORT_SCORE_THRESHOLD = EVAL_SCORE_THRESHOLD
+
+
 def nms_settings(config: dict[str, Any]) -> tuple[float, float, int]:
-    """(conf, iou, max_det) of a run config (the defaults' values when absent)."""
+    """(score threshold, iou, max_det) built into exported files: ``export_conf`` (default
+    :data:`EXPORT_SCORE_THRESHOLD`), ``iou`` and ``max_det`` of the run config."""
+    conf = config.get("export_conf")
     return (
-        float(config.get("conf", 0.25)),
+        float(EXPORT_SCORE_THRESHOLD if conf is None else conf),
         float(config.get("iou", 0.7)),
         int(config.get("max_det", 300)),
     )
@@ -163,13 +172,41 @@ def postprocess_signature(num_classes: int, conf: float, iou: float, max_det: in
     return " ".join(parts)
 
 
+def split_head(model, reg_max: int):
+    """The detector up to its two column groups: a callable images → (box logits
+    (B, A, 4·reg_max), class logits (B, A, C)), float32.
+
+    Full-integer TFLite gives each tensor one quantisation scale: on the joined raw output
+    the distance-bin logits and the class logits would share it, and the class scores near
+    the decision threshold lose much of their resolution. Split before the join, each keeps
+    its own range. Models without the ``det_head_box``/``det_head_cls`` layers of
+    ``visionkit.models.yolo.head`` are split after the join.
+    """
+    import keras
+
+    names = {layer.name for layer in model.layers}
+    if {"det_head_box", "det_head_cls"} <= names:
+        inner = keras.Model(
+            model.inputs,
+            [model.get_layer("det_head_box").output, model.get_layer("det_head_cls").output],
+            name=f"{model.name}_split_head",
+        )
+        return lambda x: tuple(tf.cast(t, tf.float32) for t in inner(x, training=False))
+
+    def after_join(x):
+        raw = tf.cast(model(x, training=False), tf.float32)
+        return raw[..., : 4 * reg_max], raw[..., 4 * reg_max :]
+
+    return after_join
+
+
 def tflite_postprocess_fn(model, config: dict[str, Any]):
     """uint8 (1, S, S, 3) → the ``TFLite_Detection_PostProcess`` outputs (module docstring)."""
     if is_yolov1(model):
         raise ValueError(
             "YOLOv1 has no TFLite post-processing export; export its raw head (detection_nms=False)"
         )
-    from visionkit.models.yolo.anchors import decode
+    from visionkit.models.yolo.anchors import decode_parts
 
     size = model_size(model)
     conf, iou, max_det = nms_settings(config)
@@ -184,11 +221,11 @@ def tflite_postprocess_fn(model, config: dict[str, Any]):
         zero = tf.constant(0.0, tf.float32)
         return zero, zero, zero, zero
 
+    heads = split_head(model, reg_max)
+
     def fn(images):
-        raw = tf.cast(
-            model(to_model_input(images, model, resize=False), training=False), tf.float32
-        )
-        boxes, scores = decode(raw, size, reg_max=reg_max)
+        box_logits, class_logits = heads(to_model_input(images, model, resize=False))
+        boxes, scores = decode_parts(box_logits, class_logits, size, reg_max)
         scale = tf.constant([size[1], size[0], size[1], size[0]], tf.float32)
         x1, y1, x2, y2 = tf.unstack(boxes / scale, axis=-1)
         eps = 1e-6
@@ -280,11 +317,12 @@ def _keep(dets: dict, score: float) -> dict:
 
 class DetectAccumulator:
     """COCO ``map50_95``/``map50`` and ``agreement``: 2·matches / (detections of this
-    model + of Keras) at the ``conf`` threshold (1.0 when neither detects anything).
+    model + of Keras) at the run's ``conf`` threshold, what ``predict`` shows (1.0 when
+    neither detects anything).
 
     Raw-head outputs are decoded with NMS at score 0.001 for mAP (as validation does);
-    TFLite post-processed outputs carry their built-in ``conf`` threshold, so their mAP
-    is measured at that threshold (lower recall), and their ``max_abs_diff`` is the
+    TFLite post-processed outputs carry their built-in threshold (``export_conf``, 0.001 by
+    default, so their mAP counts the same candidates), and their ``max_abs_diff`` is the
     largest score difference of matched detections (``box_max_abs_diff_px`` for boxes).
     """
 
@@ -294,7 +332,8 @@ class DetectAccumulator:
         self.class_names = class_names
         self.config = config
         self.size = size
-        self.conf = nms_settings(config)[0]
+        self.conf = float(config.get("conf", 0.25))
+        self.file_conf = nms_settings(config)[0]
         self.truths: list[dict] = []
         self.predictions: list[dict] = []
         self.matched = 0
@@ -309,7 +348,9 @@ class DetectAccumulator:
             self.postprocessed = True
             preds = from_postprocess(outputs, self.size)
         else:
-            preds = _from_raw(np.asarray(outputs), self.size, count, self.config, 0.001)
+            preds = _from_raw(
+                np.asarray(outputs), self.size, count, self.config, EVAL_SCORE_THRESHOLD
+            )
         refs = _from_raw(np.asarray(reference), self.size, count, self.config, self.conf)
         for i, (pred, ref) in enumerate(zip(preds, refs, strict=True)):
             self.predictions.append(pred)
@@ -341,5 +382,5 @@ class DetectAccumulator:
         if self.postprocessed:
             out["max_abs_diff"] = self.score_diff
             out["box_max_abs_diff_px"] = self.box_diff
-            out["nms_score_threshold"] = self.conf
+            out["nms_score_threshold"] = self.file_conf
         return out

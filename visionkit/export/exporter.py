@@ -85,7 +85,9 @@ def export_run(
         detection_nms: detection TFLite files end in ``TFLite_Detection_PostProcess``
             (else they return the raw head).
         conf, iou, max_det: detection NMS settings built into the SavedModel and TFLite
-            files (default: the run's ``conf``, ``iou``, ``max_det``).
+            files: the score threshold (default 0.001, the one mAP is computed at, so the
+            files keep every candidate and ``predict conf=`` filters on top), the NMS IoU
+            and the most detections (default: the run's ``iou`` and ``max_det``).
 
     Mixed-precision models are exported as float32 copies (``precision.as_float32``);
     parity is still measured against the model as trained.
@@ -111,7 +113,11 @@ def export_run(
     task = resolve_task(task, config, model)
     config = {**config, "task": task}
     config.update(
-        {k: v for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det)) if v is not None}
+        {
+            k: v
+            for k, v in (("export_conf", conf), ("iou", iou), ("max_det", max_det))
+            if v is not None
+        }
     )
     size = model_size(model)
     class_names = _class_names(config, model, task)

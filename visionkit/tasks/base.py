@@ -213,7 +213,7 @@ class Task:
                 task=self.name,
                 val_data=config.get("val"),
                 progress=int(config["verbose"]) > 0,
-                conf=config.get("conf"),
+                conf=config.get("export_conf"),
                 iou=config.get("iou"),
                 max_det=config.get("max_det"),
             )

@@ -15,6 +15,7 @@ from visionkit.train.callbacks import EpochMetrics
 def detection_epoch_metrics(task, config: dict[str, Any], val_pipeline) -> EpochMetrics:
     """mAP@0.5 and mAP@0.5:0.95 of the model on ``val_pipeline`` (unpacked targets)."""
     from visionkit.evaluate.detection import evaluate_detections
+    from visionkit.models.yolo.nms import EVAL_SCORE_THRESHOLD
     from visionkit.predict import compiled_forward
 
     forwards: dict[int, Any] = {}
@@ -26,7 +27,12 @@ def detection_epoch_metrics(task, config: dict[str, Any], val_pipeline) -> Epoch
             forwards[id(model)] = compiled_forward(model)
         forward = forwards[id(model)]
         truths, predictions = task.detections(
-            model, val_pipeline, settings, progress=False, score_threshold=0.001, forward=forward
+            model,
+            val_pipeline,
+            settings,
+            progress=False,
+            score_threshold=EVAL_SCORE_THRESHOLD,
+            forward=forward,
         )
         metrics = evaluate_detections(truths, predictions, names).metrics
         return {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}

@@ -16,6 +16,10 @@ import tensorflow as tf
 
 from visionkit.models.yolo.anchors import REG_MAX, decode
 
+# The score threshold of every mAP computation (validation, per-epoch metrics, export
+# parity), as in COCO-style YOLO evaluation: low, so the PR curve reaches full recall.
+EVAL_SCORE_THRESHOLD = 0.001
+
 
 def class_aware_nms(
     boxes: tf.Tensor,
