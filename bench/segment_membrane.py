@@ -1,7 +1,9 @@
-"""Membrane (ISBI 2012 EM slices): a U-Net fine-tuned on 24 images, scored on 6 held out.
+"""Segmentation benchmarks: membrane (a U-Net on 24 EM slices, 6 held out) and coco128
+semantic masks (a pretrained encoder vs the same network from scratch).
 
-    python bench/segment_membrane.py --data ../shared/data [--seeds 0] [--model unet_lite0]
-        [--imgsz 512] [--epochs 60] [key=value ...]
+    python bench/segment_membrane.py --data ../shared/data [--part membrane|coco128]
+        [--seeds 0] [--model unet_lite0] [--imgsz 512] [--epochs 60]
+        [--scratch] [key=value ...]
 
 Fixed split (the issue's): pairs 0–23 train, 24–29 are the held-out test set, copied to a
 temporary folder (the masks source reads ``image/`` + ``label/``; 0/255 labels become
@@ -10,14 +12,21 @@ temporary folder (the masks source reads ``image/`` + ``label/``; 0/255 labels b
 come from ``visionkit segment val model=RUN data=TEST`` at the images' full 512×512
 resolution. Time: the whole ``train()`` call on 2 cores.
 
+coco128: ``masks.yaml`` split ``train`` (100 images with panoptic masks, 134 classes
+counting 0 = unlabeled) → split ``val`` (100), the same recipe; the trainer carves its
+validation split from train. ``--scratch`` adds the same model with ``weights=null``
+(every layer trained from the first epoch) for the same epochs, run after the pretrained
+one with the same seed.
+
 ``key=value`` overrides apply to ``pipelines/segment_unet.yaml``.
 
-Writes ``bench/results/segment_membrane.json`` and prints a markdown table.
+Writes ``bench/results/segment_<part>[tag].json`` and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 import tempfile
@@ -46,6 +55,8 @@ def split_membrane(root: Path, tmp: Path) -> tuple[Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--part", choices=["membrane", "coco128"], default="membrane")
+    parser.add_argument("--scratch", action="store_true", help="also train with weights=null")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--model", default="unet_lite0")
     parser.add_argument("--imgsz", type=int, default=512)
@@ -57,30 +68,37 @@ def main() -> None:
     from visionkit.config import parse_overrides
 
     overrides = {k: coerce(k, v) for k, v in parse_overrides(args.overrides, raw=True).items()}
-    root = C.data_root(args.data) / "membrane"
+    root = C.data_root(args.data)
     started = time.time()
     cond = C.conditions()
     rows, runs = [], []
-    with tempfile.TemporaryDirectory(prefix="vk_membrane_") as tmp:
-        train_dir, test_dir = split_membrane(root, Path(tmp))
-        for seed in args.seeds:
-            name = f"membrane_{args.model}_{args.imgsz}_s{seed}{args.tag}"
+    variants = [("pretrained", {})] + ([("scratch", {"weights": None})] if args.scratch else [])
+    with tempfile.TemporaryDirectory(prefix="vk_segment_") as tmp:
+        if args.part == "membrane":
+            train_dir, test_dir = split_membrane(root / "membrane", Path(tmp))
+            data, test_split = {"data": str(train_dir)}, None
+        else:
+            test_dir = root / "coco128" / "masks.yaml"
+            data, test_split = {"data": str(test_dir), "split": "train"}, "val"
+        for seed, (variant, extra) in itertools.product(args.seeds, variants):
+            name = f"{args.part}_{args.model}_{args.imgsz}_{variant}_s{seed}{args.tag}"
             result, seconds = C.train_recipe(
                 RECIPE,
                 task="segment",
-                data=str(train_dir),
                 model=args.model,
                 imgsz=args.imgsz,
                 epochs=args.epochs,
                 seed=seed,
                 name=name,
-                **overrides,
+                **data,
+                **{**overrides, **extra},
             )
-            test = C.test_run(result.run.dir, test_dir, task="segment")
+            test = C.test_run(result.run.dir, test_dir, split=test_split, task="segment")
             val = result.metrics
             runs.append(
                 {
                     "seed": seed,
+                    "variant": variant,
                     "run": str(result.run.dir),
                     "train_seconds": round(seconds, 1),
                     "val": {k: val[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
@@ -91,32 +109,43 @@ def main() -> None:
                 }
             )
             iou = test["per_class_iou"]
+            shown = iou.values() if len(iou) <= 4 else []
             rows.append(
                 [
                     seed,
+                    variant,
                     f"{test['miou']:.4f}",
                     f"{test['pixel_accuracy']:.4f}",
-                    " / ".join(f"{v:.3f}" for v in iou.values()),
+                    " / ".join(f"{v:.3f}" for v in shown) or f"{len(iou)} classes",
                     f"{val['miou']:.4f}",
                     f"{seconds / 60:.1f}",
                 ]
             )
             print(
                 C.md_table(
-                    ["seed", "test mIoU", "test pixel acc", "IoU per class", "val mIoU", "minutes"],
+                    [
+                        "seed",
+                        "weights",
+                        "test mIoU",
+                        "test pixel acc",
+                        "IoU per class",
+                        "val mIoU",
+                        "minutes",
+                    ],
                     rows,
                 )
             )
     payload = {
         "conditions": C.finish_conditions(cond, started),
         "recipe": RECIPE,
+        "part": args.part,
         "model": args.model,
         "imgsz": args.imgsz,
         "epochs": args.epochs,
         "overrides": overrides,
         "runs": runs,
     }
-    C.write_results(f"segment_membrane{args.tag}", payload)
+    C.write_results(f"segment_{args.part}{args.tag}", payload)
 
 
 if __name__ == "__main__":
