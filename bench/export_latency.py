@@ -103,7 +103,7 @@ def build_predictors(model, task: str, config: dict, folder: Path, calibration: 
     predictors = {"keras": KerasPredictor(model)}
     write_saved_model(model, task, folder / "saved_model", config)
     predictors["saved_model"] = load_predictor(folder / "saved_model")
-    fn, allow_custom = tflite_graph(model, task, config, detection_nms=False)
+    fn, allow_custom, float_scopes = tflite_graph(model, task, config, detection_nms=False)
     write_static_saved_model(fn, model, folder / "source")
 
     def representative():
@@ -117,6 +117,7 @@ def build_predictors(model, task: str, config: dict, folder: Path, calibration: 
             fmt.split("_")[1],
             representative=representative,
             allow_custom_ops=allow_custom,
+            float_scopes=float_scopes,
         )
         check_builtin_ops(content, fmt)
         path = folder / f"{fmt}.tflite"

@@ -91,7 +91,8 @@ def test_raw_head_tflite(detection_run, tmp_path):
     from visionkit.train.trainer import load_run_model
 
     model, config = load_run_model(detection_run)
-    fn, allow_custom = tflite_graph(model, "detect", config, detection_nms=False)
+    fn, allow_custom, float_scopes = tflite_graph(model, "detect", config, detection_nms=False)
+    assert float_scopes == ()
     assert not allow_custom
     write_static_saved_model(fn, model, tmp_path / "source")
     content = convert_saved_model(tmp_path / "source", "fp32")
@@ -111,3 +112,24 @@ def test_export_score_threshold_is_its_own_key():
     assert nms_settings({"conf": 0.25, "export_conf": 0.3})[0] == pytest.approx(0.3)
     text = postprocess_signature(1, *nms_settings({"conf": 0.25}))
     assert 'key: "nms_score_threshold" value { f: 0.001000 }' in text
+
+
+def test_int8_keeps_the_box_decoding_float(detection_run, tmp_path):
+    """Full-integer detection export: convolutions int8, the ops under the ``decode`` name
+    scope float32 (selective quantisation), NMS still the builtin post-processing op."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from visionkit.export.detection import DECODE_SCOPE
+
+    out = export_run(detection_run, ["tflite_int8"], progress=False, latency_runs=1)
+    content = (out / "model_int8.tflite").read_bytes()
+    ops = tflite_ops(content)
+    assert "TFLite_Detection_PostProcess" in ops and not [o for o in ops if o.startswith("Flex")]
+    tensors = Interpreter(model_content=content).get_tensor_details()
+    decode = [t for t in tensors if f"{DECODE_SCOPE}/" in t["name"]]
+    others = [t for t in tensors if f"{DECODE_SCOPE}/" not in t["name"]]
+    assert decode and not [t["name"] for t in decode if t["dtype"] in (np.int8, np.uint8)]
+    assert sum(t["dtype"] == np.float32 for t in decode) > len(decode) / 2  # the rest: shapes
+    assert sum(t["dtype"] == np.int8 for t in others) > len(others) / 2
+    report = json.loads((out / "report.json").read_text())
+    assert report["tflite_int8"]["num_examples"] == 2 and "map50" in report["tflite_int8"]

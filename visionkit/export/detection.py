@@ -172,6 +172,10 @@ def postprocess_signature(num_classes: int, conf: float, iou: float, max_det: in
     return " ".join(parts)
 
 
+# Name scope of the decoding ops in TFLite graphs (box distributions → boxes, sigmoid).
+DECODE_SCOPE = "decode"
+
+
 def split_head(model, reg_max: int):
     """The detector up to its two column groups: a callable images → (box logits
     (B, A, 4·reg_max), class logits (B, A, C)), float32.
@@ -225,19 +229,23 @@ def tflite_postprocess_fn(model, config: dict[str, Any]):
 
     def fn(images):
         box_logits, class_logits = heads(to_model_input(images, model, resize=False))
-        boxes, scores = decode_parts(box_logits, class_logits, size, reg_max)
-        scale = tf.constant([size[1], size[0], size[1], size[0]], tf.float32)
-        x1, y1, x2, y2 = tf.unstack(boxes / scale, axis=-1)
-        eps = 1e-6
-        encodings = tf.stack(
-            [
-                (y1 + y2) / 2,
-                (x1 + x2) / 2,
-                tf.math.log(tf.maximum(y2 - y1, eps)),
-                tf.math.log(tf.maximum(x2 - x1, eps)),
-            ],
-            axis=-1,
-        )
+        with tf.name_scope(DECODE_SCOPE):
+            boxes, scores = decode_parts(box_logits, class_logits, size, reg_max)
+            scale = tf.constant([size[1], size[0], size[1], size[0]], tf.float32)
+            # slices, not tf.unstack: a multi-output op gets a joined name in the calibrated
+            # graph that the float-scope list (taken from the float graph) would miss
+            unit = boxes / scale
+            x1, y1, x2, y2 = (unit[..., i] for i in range(4))
+            eps = 1e-6
+            encodings = tf.stack(
+                [
+                    (y1 + y2) / 2,
+                    (x1 + x2) / 2,
+                    tf.math.log(tf.maximum(y2 - y1, eps)),
+                    tf.math.log(tf.maximum(x2 - x1, eps)),
+                ],
+                axis=-1,
+            )
         out = detection_postprocess(encodings, scores, anchors)
         return {"boxes": out[0], "classes": out[1], "scores": out[2], "num_detections": out[3]}
 

@@ -222,7 +222,7 @@ def _write_formats(
     tflite_formats = [f for f in formats if f in TFLITE_MODES]
     if tflite_formats:
         source = stage / ".tflite_source"
-        fn, allow_custom = tflite_graph(model, task, config, detection_nms)
+        fn, allow_custom, float_scopes = tflite_graph(model, task, config, detection_nms)
         write_static_saved_model(fn, model, source)
         representative = None
         if "tflite_int8" in tflite_formats:
@@ -241,6 +241,7 @@ def _write_formats(
                 TFLITE_MODES[fmt],
                 representative=representative,
                 allow_custom_ops=allow_custom,
+                float_scopes=float_scopes,
             )
             ops = check_builtin_ops(content, f"{fmt} ({FORMATS[fmt]})")
             path = stage / FORMATS[fmt]
@@ -262,14 +263,15 @@ def _write_formats(
 
 
 def tflite_graph(model, task: str, config: dict[str, Any], detection_nms: bool):
-    """The function converted to TFLite and whether it may hold custom ops."""
+    """The function converted to TFLite, whether it may hold custom ops, and the name
+    scopes whose ops int8 keeps float (detection's box decoding)."""
     from visionkit.export.signatures import raw_fn
 
     if task == "detect" and detection_nms:
-        from visionkit.export.detection import tflite_postprocess_fn
+        from visionkit.export.detection import DECODE_SCOPE, tflite_postprocess_fn
 
-        return tflite_postprocess_fn(model, config), True
-    return raw_fn(model, task), False
+        return tflite_postprocess_fn(model, config), True, (DECODE_SCOPE,)
+    return raw_fn(model, task), False, ()
 
 
 def _measure(
