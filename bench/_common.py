@@ -48,6 +48,7 @@ def conditions() -> dict[str, Any]:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "cpus": os.cpu_count(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),  # cores this process may use
         "loadavg_start": list(os.getloadavg()),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "git": _git_state(),

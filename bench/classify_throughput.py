@@ -10,7 +10,9 @@ medians reported):
 
 * ``vk_files``: visionkit's predict loop, ``visionkit.predict.run_model`` over the
   ``build_pipeline`` that ``predict_command`` builds (JPEG read + decode + resize in
-  tf.data, overlapped with the model). The ``tf.function`` is built once and reused.
+  tf.data, overlapped with the model), running the model with BatchNormalization folded
+  into its convolutions (``compiled_forward(model, fold=True)``, as ``predict_command``
+  does). The ``tf.function`` is built once and reused.
 * ``keras_numpy``: ``model.predict(x, batch_size=32)`` on a NumPy array of the same images,
   already decoded and resized (decoding and resizing NOT timed: favours Keras).
 * ``keras_tfdata``: ``model.predict`` on ``tf.data.Dataset.from_tensor_slices(x).batch(32)``
@@ -18,6 +20,8 @@ medians reported):
 * ``keras_files``: ``model.predict`` over the very pipeline of ``vk_files`` (decode timed,
   as in ``vk_files``): the like-for-like comparison of the two loops.
 * ``vk_memory``: ``run_model`` over the in-memory ``tf.data`` of ``keras_tfdata``.
+* ``vk_memory_unfolded``: the same with the model as trained (no folding): what the
+  ``tf.function`` loop alone gains.
 * ``vk_cli``: the whole ``predict_command`` (``visionkit classify predict
   model=imagenet:efficientnet_lite0 source=test_set batch=32``): model build, file checks,
   a fresh ``tf.function`` trace, decoding, inference and the CSV. Reported apart.
@@ -81,7 +85,8 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
     x = np.concatenate([b.numpy() for b, _ in files_pipeline()])  # the same decoded pixels
     n = len(x)
     memory = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
-    forward = compiled_forward(model)
+    forward = compiled_forward(model, fold=True)
+    unfolded = compiled_forward(model)
 
     def vk(ds):
         return np.concatenate([o for o, _ in run_model(model, ds, progress=False, forward=forward)])
@@ -121,6 +126,14 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         "keras_tfdata": lambda: model.predict(memory, verbose=0),
         "keras_files": lambda: model.predict(files_pipeline().map(lambda i, y: i), verbose=0),
         "vk_memory": lambda: vk(memory.map(lambda i: (i,))),
+        "vk_memory_unfolded": lambda: np.concatenate(
+            [
+                o
+                for o, _ in run_model(
+                    model, memory.map(lambda i: (i,)), progress=False, forward=unfolded
+                )
+            ]
+        ),
         "vk_cli": lambda: predict_command({**cli_config, "name": f"p{next(counter)}"}),
         "vk_tflite_files": lambda: vk_tflite(files_pipeline()),
         "vk_tflite_cli": lambda: predict_command({**tflite_config, "name": f"t{next(counter)}"}),
@@ -131,7 +144,14 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
     ref = outputs["keras_numpy"]
     agree = {
         k: float(np.max(np.abs(outputs[k] - ref)))
-        for k in ("vk_files", "keras_tfdata", "keras_files", "vk_memory", "vk_tflite_files")
+        for k in (
+            "vk_files",
+            "keras_tfdata",
+            "keras_files",
+            "vk_memory",
+            "vk_memory_unfolded",
+            "vk_tflite_files",
+        )
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(repeats):
@@ -141,11 +161,12 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
             times[name].append(time.perf_counter() - t0)
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     includes = {
-        "vk_files": "JPEG read+decode+resize (tf.data) + model, tf.function loop",
+        "vk_files": "JPEG read+decode+resize (tf.data) + model (BN folded), tf.function loop",
         "keras_numpy": "model only (images decoded+resized beforehand)",
         "keras_tfdata": "model only, tf.data from the decoded array",
         "keras_files": "JPEG read+decode+resize (same tf.data) + model.predict",
-        "vk_memory": "model only, tf.function loop over the decoded array",
+        "vk_memory": "model only (BN folded), tf.function loop over the decoded array",
+        "vk_memory_unfolded": "model only (as trained), tf.function loop over the decoded array",
         "vk_cli": "predict_command end to end: model build, file checks, trace, decode, model, CSV",
         "vk_tflite_files": "as vk_files, the model exported to TFLite fp32 (2 threads, uint8 in)",
         "vk_tflite_cli": "as vk_cli with model=export/model_fp32.tflite",
@@ -159,6 +180,8 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         "vk_files / keras_tfdata": rate["vk_files"] / rate["keras_tfdata"],
         "vk_files / keras_files (same pipeline)": rate["vk_files"] / rate["keras_files"],
         "vk_memory / keras_tfdata (same in-memory data)": rate["vk_memory"] / rate["keras_tfdata"],
+        "vk_memory_unfolded / keras_tfdata (the loop alone)": rate["vk_memory_unfolded"]
+        / rate["keras_tfdata"],
         "vk_cli / keras_numpy": rate["vk_cli"] / rate["keras_numpy"],
         "vk_tflite_files / keras_numpy": rate["vk_tflite_files"] / rate["keras_numpy"],
         "vk_tflite_cli / keras_numpy": rate["vk_tflite_cli"] / rate["keras_numpy"],

@@ -48,6 +48,17 @@ reaches the budget anyway (``stopped_by_budget``). Tested: the run's checkpoint 
 validation mAP@0.5:0.95 of the moving-average weights, ``visionkit detect val model=RUN
 data=test_labels.csv``) and the final moving-average weights.
 
+Side by side at the same time (the recorded runs): one process per method, each pinned to
+its own core, then ``--merge`` builds the table from both results files::
+
+    taskset -c 0 python bench/detect_kerascv.py --method kerascv --tag _kcv
+    taskset -c 1 python bench/detect_kerascv.py --method visionkit --tag _vk
+    python bench/detect_kerascv.py --merge bench/results/detect_kerascv_kcv.json \
+        bench/results/detect_kerascv_vk.json --tag _side_by_side
+
+Both see the same machine at the same moments (a load change hits both alike), and the
+throughput ratio is measured side by side; each run has one core for the budget.
+
 Budget (``--budget``): ``wall`` (default) counts each ``fit`` call's wall time, less
 keras-cv's record-keeping evaluations, so visionkit's per-epoch validation is inside its
 budget; ``train`` counts only the time spent in training batches, for both (every
@@ -66,6 +77,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import sys
 import time
@@ -519,7 +531,8 @@ def run_visionkit(seed: int, train_csv: Path, test, epochs: int, args, overrides
     run_dir = result.run.dir
     names = list(result.config["class_names"])
     test_best = C.test_run(run_dir, test[2], task="detect")
-    final = load_model(run_dir / "state" / "after_train.keras", compile=False)
+    stages = json.loads((run_dir / "state" / "progress.json").read_text())["completed"]
+    final = load_model(run_dir / "state" / f"after_{stages[-1]}.keras", compile=False)
     test_pipe = eval_pipeline(test[0], args.imgsz, args.batch, test[1])
     test_final = score(*vk_detections(final, test_pipe, result.config), names)
     frame = pd.read_csv(run_dir / "history.csv")
@@ -702,6 +715,22 @@ def versions() -> dict[str, str]:
     return out
 
 
+def merge(paths: list[str], tag: str) -> None:
+    """One results file and table from the runs of several (``--merge``)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    runs = [run for part in parts for run in part["runs"]]
+    payload = {
+        "merged_from": paths,
+        "conditions": [part["conditions"] for part in parts],
+        "settings": [part["settings"] for part in parts],
+        "runs": runs,
+        "ratios": ratios(runs),
+        "summary": summary(runs),
+    }
+    C.write_results(f"detect_kerascv{tag}", payload)
+    print(tables(runs, payload["ratios"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data")
@@ -731,9 +760,20 @@ def main() -> None:
     parser.add_argument("--nms-iou", type=float, default=0.7)
     parser.add_argument("--max-det", type=int, default=300)
     parser.add_argument("--tag", default="", help="suffix of the results file and run names")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="combine the runs of earlier results files (e.g. one per method, each run pinned "
+        "to its own core at the same time) into one table and results file, then exit",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value for the visionkit recipe")
     args = parser.parse_args()
     from visionkit.config import parse_overrides
+
+    if args.merge:
+        merge(args.merge, args.tag)
+        return
 
     overrides = parse_overrides(args.overrides)
     root = C.data_root(args.data) / "raccoon"
