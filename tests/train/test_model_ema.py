@@ -76,3 +76,22 @@ def test_validation_sees_the_average_and_training_the_raw_weights():
     # a second stage carries the step count on
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[ema])
     assert ema.updates == 12
+
+
+def test_steps_per_execution_advances_the_average_by_every_optimizer_step():
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 3))
+    record, ema = _Record(), ModelEMA(decay=0.9, tau=3.0)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[record, ema], shuffle=False)
+    assert len(record.snapshots) == 1 + 4  # Keras calls batch callbacks once per 2 steps
+    assert ema.updates == 8  # but the ramp counts all 8 optimizer steps
+    # replay: the two steps of each call are folded into one decay, applied to the weights
+    # after the second
+    shadow = [w.copy() for w in record.snapshots[0]]
+    for k, raw in enumerate(record.snapshots[1:]):
+        keep = math.prod(0.9 * (1 - math.exp(-t / 3.0)) for t in (2 * k + 1, 2 * k + 2))
+        shadow = [keep * s + (1 - keep) * r for s, r in zip(shadow, raw, strict=True)]
+    for w, expected in zip(model.weights, shadow, strict=True):
+        np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-6)

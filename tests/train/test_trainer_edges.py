@@ -170,3 +170,20 @@ def test_two_stage_recipe_resumes_across_stages_and_keeps_bn_frozen(tmp_path, mo
             np.testing.assert_array_equal(
                 weight.numpy(), frozen_stats[weight.path], err_msg=weight.path
             )
+
+
+def test_steps_per_execution_changes_speed_not_results(tmp_path):
+    data = _folder(tmp_path / "data")
+    histories = []
+    for steps in (1, 3):
+        config = _config(tmp_path, data, model="lenet5", epochs=2, batch=4, name=f"spe{steps}")
+        config["steps_per_execution"] = steps
+        result = train(get_task("classify"), config)
+        with open(result.run.history) as handle:
+            rows = list(csv.DictReader(handle))
+        histories.append({k: [float(r[k]) for r in rows] for k in ("loss", "val_loss")})
+        keras.backend.clear_session()
+    # 16 training images at batch 4: 4 steps per epoch, run as 3 + 1 with N = 3
+    for key in ("loss", "val_loss"):
+        assert len(histories[0][key]) == 2
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)

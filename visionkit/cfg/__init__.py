@@ -19,7 +19,17 @@ from visionkit.config import ConfigError, closest_key, matches_type, parse_value
 
 # Keys a run adds to its config.yaml (read from the data and the model): accepted when a
 # saved config is used again, and recomputed by the run.
-DERIVED_KEYS = frozenset(("class_names", "num_classes", "input_shape", "pretrained", "backbone"))
+DERIVED_KEYS = frozenset(
+    (
+        "class_names",
+        "num_classes",
+        "input_shape",
+        "pretrained",
+        "backbone",
+        "replicas",
+        "global_batch",
+    )
+)
 
 _LINE = re.compile(
     r"^(?P<key>[a-z_][a-z0-9_]*):\s*(?P<value>[^#]*?)\s*#\s*\((?P<type>[^)]+)\)\s*(?P<help>.*)$"

@@ -227,6 +227,33 @@ def _inspect_file(path: str, max_pixels: int | None, hash_: bool) -> tuple[Image
     return info, digest
 
 
+def _inspect_record(ref, max_pixels: int | None, hash_: bool) -> tuple[ImageInfo, str | None]:
+    """Fully decode the image inside a TFRecord record (``Example.record``), like a file."""
+    from visionkit.data.tfrecord import record_bytes
+
+    try:
+        data = record_bytes(ref, "image")
+    except (DataError, OSError) as err:
+        info = ImageInfo(path=ref.name)
+        info.faults.append(Fault(ref.name, "unreadable", f"cannot read the record: {err}"))
+        return info, None
+    info = inspect_image(ref.name, decode=True, max_pixels=max_pixels, data=data)
+    digest = hashlib.sha1(data).hexdigest() if hash_ and info.readable else None
+    return info, digest
+
+
+def _inspect_record_mask(ref, max_pixels: int | None) -> _MaskInfo:
+    from visionkit.data.tfrecord import record_bytes
+
+    try:
+        data = record_bytes(ref, "mask")
+        return _summarise_mask(read_mask(ref.name, max_pixels=max_pixels, data=data))
+    except ImageReadError as err:
+        return _MaskInfo(fault=err.to_fault())
+    except (DataError, OSError) as err:
+        return _MaskInfo(fault=Fault(ref.name, "unreadable", f"cannot read the mask: {err}"))
+
+
 @dataclass
 class _MaskInfo:
     shape: tuple[int, ...] = ()
@@ -454,7 +481,8 @@ def check_dataset(
     """Check every example of ``dataset`` and report counts and faults.
 
     Args:
-      dataset: examples referencing image files (``image_path``) or holding arrays (``image``).
+      dataset: examples referencing image files (``image_path``), holding arrays (``image``)
+        or pointing at TFRecord records (``record``, checked like files).
       max_pixels: refuse images with more pixels than this (``too_large``); None: no limit
         beyond Pillow's own guard.
       hash_duplicates: find byte-identical image files (sha1), reported as ``duplicate``.
@@ -487,12 +515,24 @@ def check_dataset(
             p: pool.submit(_inspect_file, p, max_pixels, hash_duplicates)
             for p in _unique(ex.image_path for ex in examples if ex.image is None)
         }
+        record_jobs: dict[int, Future] = {
+            i: pool.submit(_inspect_record, ex.record, max_pixels, hash_duplicates)
+            for i, ex in enumerate(examples)
+            if ex.record is not None and ex.image is None and ex.image_path is None
+        }
         mask_jobs: dict[str, Future] = {}
         if dataset.task == "segment":
             mask_jobs = {
                 p: pool.submit(_inspect_mask, p, max_pixels)
                 for p in _unique(ex.mask_path for ex in examples)
             }
+            mask_jobs.update(
+                {
+                    ex.record.name: pool.submit(_inspect_record_mask, ex.record, max_pixels)
+                    for ex in examples
+                    if ex.record is not None and ex.mask is None and ex.mask_path is None
+                }
+            )
 
         for i, ex in enumerate(examples):
             found: list[Fault] = []
@@ -528,6 +568,11 @@ def check_dataset(
                 else:
                     first_index[ex.image_path] = i
                     found.extend(info.faults)
+                if info.readable:
+                    size = (info.width, info.height)
+            elif i in record_jobs:
+                info, digest = record_jobs[i].result()
+                found.extend(info.faults)
                 if info.readable:
                     size = (info.width, info.height)
             else:
@@ -597,6 +642,9 @@ def _segment_faults(
     """Mask faults of one segmentation example (the mask file's read faults once per file)."""
     if ex.mask is not None:
         return checker.mask(ex, _summarise_mask(ex.mask), size)
+    if not ex.mask_path and ex.record is not None:
+        info = mask_jobs[ex.record.name].result()
+        return [info.fault] if info.fault is not None else checker.mask(ex, info, size)
     if not ex.mask_path:
         return [Fault(ex.name, "no_mask", "segmentation example has no mask", where=ex.origin)]
     info: _MaskInfo = mask_jobs[ex.mask_path].result()

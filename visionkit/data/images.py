@@ -29,6 +29,7 @@ truncated file is an error, not a half-grey image.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -133,13 +134,14 @@ def _classify_error(path: str, exc: BaseException) -> ImageReadError:
     return ImageReadError(path, "unreadable", f"cannot decode: {type(exc).__name__}: {msg}")
 
 
-def _open(path: str, max_pixels: int | None) -> Image.Image:
-    """Open ``path`` lazily (header only), refusing missing, empty and oversized files."""
+def _open(path: str, max_pixels: int | None, data: bytes | None = None) -> Image.Image:
+    """Open ``path`` lazily (header only), refusing missing, empty and oversized files.
+    With ``data``, those bytes are the file (a record of a TFRecord); ``path`` names it."""
     path = str(path)
     try:
-        if os.path.getsize(path) == 0:
+        if (len(data) if data is not None else os.path.getsize(path)) == 0:
             raise ImageReadError(path, "empty_file", "file is empty (0 bytes)")
-        img = Image.open(path)
+        img = Image.open(io.BytesIO(data) if data is not None else path)
     except Exception as exc:  # DecompressionBombWarning is an Exception when warnings are errors
         raise _classify_error(path, exc) from exc
     w, h = img.size
@@ -250,7 +252,11 @@ def _notes(info: ImageInfo) -> list[Fault]:
 
 
 def inspect_image(
-    path: str, *, decode: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str,
+    *,
+    decode: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> ImageInfo:
     """Describe the image file ``path`` and list its faults; never raises for a bad file.
 
@@ -259,12 +265,12 @@ def inspect_image(
     with Pillow's ``verify()`` and fully decoded with ``load()``, which finds truncated and
     corrupt files. Fatal faults (kinds :data:`FILE_FAULT_KINDS`) leave the size at 0 when
     the header could not be read; handled conversions (kinds :data:`HANDLED_KINDS`) are
-    non-fatal faults.
+    non-fatal faults. ``data``: the file's bytes (an image inside a record), ``path`` its name.
     """
     path = str(path)
     info = ImageInfo(path=path)
     try:
-        with _open(path, max_pixels) as img:
+        with _open(path, max_pixels, data) as img:
             raw_mode = _raw_mode(img)
             w, h = img.size
             info.width, info.height = w, h
@@ -277,7 +283,7 @@ def inspect_image(
                 except Exception as exc:
                     raise _classify_error(path, exc) from exc
         if decode:  # verify() leaves the image unusable: open again and decode for real
-            with _open(path, max_pixels) as img:
+            with _open(path, max_pixels, data) as img:
                 _load(path, img)
                 info.orientation = _orientation(img, loaded=True)
     except ImageReadError as err:
@@ -306,14 +312,17 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     return np.array(img, dtype=np.uint8)
 
 
-def read_image(path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode ``path`` to uint8 H×W×3 RGB, applying EXIF orientation.
+def read_image(
+    path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, data: bytes | None = None
+) -> np.ndarray:
+    """Decode ``path`` (or the file bytes ``data``, named ``path``) to uint8 H×W×3 RGB,
+    applying EXIF orientation.
 
     Raises :class:`ImageReadError` (a ValueError) naming the file and the problem: missing,
     empty, not an image, truncated, undecodable, or larger than ``max_pixels``.
     """
     path = str(path)
-    with _open(path, max_pixels) as img:
+    with _open(path, max_pixels, data) as img:
         _load(path, img)
         try:
             oriented = ImageOps.exif_transpose(img)
@@ -322,7 +331,9 @@ def read_image(path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
         return to_rgb(oriented)
 
 
-def read_mask(path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_mask(
+    path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, data: bytes | None = None
+) -> np.ndarray:
     """Decode a class-id mask PNG to an H×W integer array (no colour conversion).
 
     A palette PNG gives its palette indices, an ``L`` PNG its grey values, an ``I;16`` PNG
@@ -331,6 +342,30 @@ def read_mask(path: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.n
     Raises :class:`ImageReadError` like :func:`read_image`.
     """
     path = str(path)
-    with _open(path, max_pixels) as img:
+    with _open(path, max_pixels, data) as img:
         _load(path, img)
         return np.array(img)
+
+
+def example_image(example) -> np.ndarray:
+    """The pixels of a canonical example, wherever they are: decoded from its file, its
+    TFRecord record, or the array it holds (returned as is)."""
+    if example.image is not None:
+        return example.image
+    if example.record is not None:
+        from visionkit.data.tfrecord import record_bytes
+
+        return read_image(example.record.name, data=record_bytes(example.record, "image"))
+    return read_image(example.image_path)
+
+
+def example_mask(example) -> np.ndarray:
+    """The stored mask of a segmentation example (file, record or array), values as stored
+    (the dataset's ``mask_value_map`` is not applied)."""
+    if example.mask is not None:
+        return example.mask
+    if example.record is not None and example.mask_path is None:
+        from visionkit.data.tfrecord import record_bytes
+
+        return read_mask(example.record.name, data=record_bytes(example.record, "mask"))
+    return read_mask(example.mask_path)

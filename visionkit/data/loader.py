@@ -2,9 +2,11 @@
 
 ``detect_format(path)`` decides the format from the path's shape alone:
 
-* ``tfds:NAME`` → tfds; a file: ``.json`` → coco, ``.csv`` → csv, ``.xml`` → voc,
-  ``masks.yaml`` → masks, other ``.yaml`` → yolo, ``*-idx?-ubyte[.gz]`` → idx;
-* a folder: ``data.yaml`` or ``labels/*.txt`` beside ``images/`` → yolo; ``masks.yaml`` or
+* ``tfds:NAME`` → tfds; a file: ``.tfrecord`` or an export's ``manifest.json`` →
+  tfrecord, ``.json`` → coco, ``.csv`` → csv, ``.xml`` → voc, ``masks.yaml`` → masks,
+  other ``.yaml`` → yolo, ``*-idx?-ubyte[.gz]`` → idx;
+* a folder: ``*.tfrecord`` files → tfrecord (``visionkit data export-tfrecord``);
+  ``data.yaml`` or ``labels/*.txt`` beside ``images/`` → yolo; ``masks.yaml`` or
   an images folder beside ``label(s)/``/``mask(s)/`` holding PNGs → masks; ``*.json`` (top or
   ``annotations/``) → coco; ``*.csv`` → csv; ``*.xml`` (top or ``annotations/``) → voc;
   IDX files → idx; otherwise class subfolders with images → folder.
@@ -76,6 +78,11 @@ def _candidates(folder: Path) -> list[str]:
     return out
 
 
+def _is_export(folder: Path) -> bool:
+    """A TFRecord export: ``*.tfrecord`` shards at the top of the folder."""
+    return any(p.suffix == ".tfrecord" for p in folder.iterdir() if p.is_file())
+
+
 def _is_class_folder_tree(folder: Path) -> bool:
     for sub in (p for p in visible_entries(folder) if p.is_dir()):
         if any(is_image_file(p) for p in sub.iterdir()) or any(
@@ -100,6 +107,8 @@ def detect_format(path: str | Path, task: str | None = None) -> str:
         name = p.name.lower()
         if is_idx_file(p):
             return "idx"
+        if name.endswith(".tfrecord") or (name == "manifest.json" and _is_export(p.parent)):
+            return "tfrecord"
         by_suffix = {".json": "coco", ".csv": "csv", ".xml": "voc", ".yaml": "yolo", ".yml": "yolo"}
         if name in ("masks.yaml", "masks.yml"):
             return "masks"
@@ -108,6 +117,8 @@ def detect_format(path: str | Path, task: str | None = None) -> str:
         raise DataError(
             f"{p}: cannot tell the data format from this file; pass format= (one of {list(FORMATS)})"
         )
+    if _is_export(p):
+        return "tfrecord"
     found = _candidates(p)
     if task is not None:
         found = [f for f in found if task in TASKS_BY_FORMAT[f]]
@@ -170,6 +181,8 @@ def load_dataset(
     fmt = format or detect_format(path, task)
     source = get_source(fmt)
     target = path if fmt == "tfds" else _annotation_file(Path(path), fmt)
+    if fmt == "tfrecord":
+        options.pop("data_dir", None)
     return source.load(target, task=task, split=split, **options)
 
 

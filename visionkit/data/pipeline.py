@@ -17,8 +17,10 @@ Element formats (``S`` = image size, ``B`` = batch):
 Decoding: file images with ``tf.io.decode_image`` in the graph; the paths in ``needs_pil``
 (EXIF-rotated, CMYK, 16-bit, palette, alpha, as flagged by the doctor) through
 ``tf.numpy_function(read_image)``; in-memory images from a stacked tensor (same shapes) or
-a ``numpy_function`` (mixed shapes). Masks are read with PIL (palette PNGs keep their
-indices) and remapped through ``mask_value_map`` (a gather table, e.g. ``{255: 1}``).
+a ``numpy_function`` (mixed shapes); TFRecord records (``Example.record``) read by offset
+(a ``numpy_function`` around ``os.pread``), then parsed and decoded in the graph, masks
+too. Other masks are read with PIL (palette PNGs keep their indices). Masks are remapped
+through ``mask_value_map`` (a gather table, e.g. ``{255: 1}``).
 
 Determinism: every random op is stateless, seeded from (seed, epoch, example index); the
 shuffle order from (seed, epoch). The same seed gives identical batches in two runs;
@@ -39,7 +41,7 @@ from visionkit.data.augment.colour import colour_jitter, rand_augment
 from visionkit.data.augment.mix import mixup_cutmix, mixup_detection
 from visionkit.data.augment.mosaic import mosaic
 from visionkit.data.errors import DataError
-from visionkit.data.images import read_image, read_mask
+from visionkit.data.images import example_image, example_mask
 from visionkit.data.types import TASKS, Dataset
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -159,6 +161,8 @@ class ExampleTable:
         elif all(e.image is not None for e in exs) and len({e.image.shape for e in exs}) == 1:
             self.mode = "stacked"
             self.images = tf.constant(np.stack([_as_rgb(e.image) for e in exs]))
+        elif all(e.record is not None and e.image is None for e in exs):
+            self.mode = "records"  # TFRecord shards, read by offset (visionkit.data.tfrecord)
         else:
             self.mode = "python"
         if task == "classify":
@@ -180,8 +184,8 @@ class ExampleTable:
                 lengths,
             )
         elif task == "segment":
-            if any(e.mask is None and e.mask_path is None for e in exs):
-                raise ValueError("segmentation examples need a mask or mask_path")
+            if any(e.mask is None and e.mask_path is None and e.record is None for e in exs):
+                raise ValueError("segmentation examples need a mask, a mask_path or a record")
             table = mask_lookup_table(mask_value_map)
             self.mask_table = None if table is None else tf.constant(table)
 
@@ -190,8 +194,18 @@ class ExampleTable:
 
     # --- image ---------------------------------------------------------------
     def _py_image(self, i) -> np.ndarray:
-        e = self.examples[int(i)]
-        return _as_rgb(read_image(e.image_path) if e.image_path is not None else e.image)
+        return _as_rgb(example_image(self.examples[int(i)]))
+
+    def _py_record(self, i) -> bytes:
+        from visionkit.data.tfrecord import read_record
+
+        return read_record(self.examples[int(i)].record)
+
+    def _record(self, i: tf.Tensor, key: str) -> tf.Tensor:
+        """Feature ``key`` (bytes) of example ``i``'s record: read by offset, parsed in TF."""
+        raw = tf.numpy_function(self._py_record, [i], tf.string, stateful=False)
+        spec = {key: tf.io.FixedLenFeature([], tf.string)}
+        return tf.io.parse_single_example(tf.reshape(raw, []), spec)[key]
 
     def _py_image_tf(self, i) -> tf.Tensor:
         img = tf.numpy_function(self._py_image, [i], tf.uint8, stateful=False)
@@ -203,6 +217,10 @@ class ExampleTable:
             return tf.gather(self.images, i)
         if self.mode == "python":
             return self._py_image_tf(i)
+        if self.mode == "records":
+            data = self._record(i, "image/encoded")  # stored so that TF decodes it exactly
+            img = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.ensure_shape(img, [None, None, 3])
 
         def graph():
             data = tf.io.read_file(self.paths[i])
@@ -215,11 +233,14 @@ class ExampleTable:
 
     # --- targets -------------------------------------------------------------
     def _py_mask(self, i) -> np.ndarray:
-        e = self.examples[int(i)]
-        return _as_mask(read_mask(e.mask_path) if e.mask is None else e.mask)
+        return _as_mask(example_mask(self.examples[int(i)]))
 
     def decode_mask(self, i: tf.Tensor) -> tf.Tensor:
-        m = tf.numpy_function(self._py_mask, [i], tf.int32, stateful=False)
+        if self.mode == "records":  # a 16-bit PNG in the record
+            data = self._record(i, "mask/encoded")
+            m = tf.cast(tf.io.decode_png(data, channels=1, dtype=tf.uint16)[..., 0], tf.int32)
+        else:
+            m = tf.numpy_function(self._py_mask, [i], tf.int32, stateful=False)
         m = tf.ensure_shape(m, [None, None])
         if self.mask_table is not None:
             size = tf.shape(self.mask_table)[0]
@@ -406,6 +427,7 @@ def build_pipeline(
     drop_remainder: bool = False,
     mask_value_map: dict[int, int] | None = None,
     controls: PipelineControls | None = None,
+    prefetch: bool = True,
 ) -> tf.data.Dataset:
     """Batched tf.data pipeline for ``dataset`` (element formats: module docstring).
 
@@ -426,6 +448,8 @@ def build_pipeline(
       mask_value_map: mask value remapping, e.g. ``{255: 1}``.
       controls: a :class:`PipelineControls` to steer epoch/Mosaic/MixUp; one is created
         otherwise. Either way it is attached to the returned dataset as ``.controls``.
+      prefetch: overlap the next batches with the model's step (``prefetch(AUTOTUNE)``);
+        False only to measure what prefetching gains (bench/train_throughput.py).
     """
     task = task or dataset.task
     if task not in TASKS:
@@ -450,13 +474,19 @@ def build_pipeline(
     if cache:
         base = tf.data.Dataset.range(n).map(table.decode, num_parallel_calls=AUTOTUNE)
         base = base.cache("" if cache is True else str(cache))
-        # tf.data's shuffle takes only a static seed: reshuffling per iteration gives every
-        # epoch a new order, the same sequence of orders for the same seed in one process.
-        # A resumed process restarts that sequence (augmentation stays seeded per epoch);
-        # cache=False keeps the exact per-epoch order of an uninterrupted run.
-        ordered = base.shuffle(n, seed=seed, reshuffle_each_iteration=True) if shuffle else base
 
         def per_epoch(e):
+            # the order of epoch e depends on (seed, e) only: a resumed run, or one whose
+            # dataset is iterated once more (a distribution strategy peeks at a batch),
+            # sees the same order per epoch as an uninterrupted one
+            ordered = base
+            if shuffle:
+                # shuffle pairs a tensor seed with the graph seed and fails when that is 0
+                # (TF's get_seed compares the pair with (0, 0)): give this traced function's
+                # own graph a fixed seed; the process-wide seed is left alone
+                tf.random.set_seed(1)
+                epoch_seed = element_seed(seed, e, tf.constant(0, tf.int64), salt=2)[0]
+                ordered = base.shuffle(n, seed=epoch_seed, reshuffle_each_iteration=False)
             return ordered.map(lambda ex: {**ex, "epoch": e})
 
         ds = epochs.flat_map(per_epoch).map(augmenter, num_parallel_calls=AUTOTUNE)
@@ -480,7 +510,9 @@ def build_pipeline(
     ds = ds.map(
         _Finisher(task, dataset.num_classes, cfg, training, seed),
         num_parallel_calls=AUTOTUNE,
-    ).prefetch(AUTOTUNE)
+    )
+    if prefetch:
+        ds = ds.prefetch(AUTOTUNE)
     ds.controls = controls  # tf.data datasets are plain Python objects: attach the knobs
     return ds
 

@@ -59,6 +59,11 @@ def cache_location(cache: bool | str | None, dataset: Dataset, split: str) -> bo
                 digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         if example.image is not None:
             digest.update(example.image.tobytes())
+        if example.record is not None:
+            ref, stat = example.record, os.stat(example.record.path)
+            digest.update(
+                f"{ref.path}|{ref.offset}|{ref.length}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+            )
     folder = os.fspath(cache)
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, f"{split}-{digest.hexdigest()[:16]}")

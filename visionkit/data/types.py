@@ -3,7 +3,8 @@
 A source (folder, CSV, COCO, VOC, YOLO, masks, IDX, TFDS) reads annotations and returns a
 :class:`Dataset` of :class:`Example` records. Images are referenced by path and decoded
 later (by the doctor and the tf.data pipeline); in-memory sources (IDX, TFDS) carry the
-pixels in ``Example.image`` instead.
+pixels in ``Example.image`` instead, and the TFRecord source points at a record of a
+shard (``Example.record``) that holds the encoded image (and mask).
 
 Conventions:
   * images: uint8, H×W×3 (RGB) once decoded;
@@ -51,9 +52,25 @@ class Fault:
         return f"{loc}: {self.kind}: {self.detail}"
 
 
+@dataclass(frozen=True)
+class RecordRef:
+    """Where one serialized ``tf.train.Example`` lies in a TFRecord file: the byte offset
+    of its data and its length, and its position among the file's records."""
+
+    path: str
+    offset: int
+    length: int
+    position: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}[{self.position}]"
+
+
 @dataclass
 class Example:
-    """One canonical example. Exactly one of ``image_path`` / ``image`` is set."""
+    """One canonical example. Exactly one of ``image_path`` / ``image`` / ``record`` is set
+    (a ``record`` also holds the mask of a segmentation example)."""
 
     image_path: str | None = None
     image: np.ndarray | None = None
@@ -63,10 +80,15 @@ class Example:
     mask_path: str | None = None
     mask: np.ndarray | None = None
     origin: str | None = None  # annotation file and line/object, for error messages
+    record: RecordRef | None = None
 
     @property
     def name(self) -> str:
-        return self.image_path or self.origin or "<in-memory>"
+        return (
+            self.image_path
+            or self.origin
+            or (self.record.name if self.record is not None else "<in-memory>")
+        )
 
 
 @dataclass

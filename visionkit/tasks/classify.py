@@ -156,7 +156,7 @@ class ClassifyTask(Task):
 
     @staticmethod
     def _plot_worst(dataset, probs, labels, class_names, path, count: int) -> None:
-        from visionkit.data.images import read_image
+        from visionkit.data.images import example_image
         from visionkit.evaluate.plots import plot_image_grid
 
         wrong = np.flatnonzero(probs.argmax(axis=1) != labels)
@@ -168,7 +168,7 @@ class ClassifyTask(Task):
         images, titles = [], []
         for i in worst:
             example = dataset.examples[i]
-            images.append(read_image(example.image_path) if example.image_path else example.image)
+            images.append(example_image(example))
             guess = int(probs[i].argmax())
             titles.append(
                 f"true {class_names[labels[i]]}\npred {class_names[guess]} {probs[i, guess]:.2f}"

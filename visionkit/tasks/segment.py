@@ -452,9 +452,9 @@ def _example_name(dataset: Dataset, index: int) -> str:
 
 def _example_image(example) -> np.ndarray:
     """The example's image, uint8 (H, W, 3)."""
-    from visionkit.data.images import read_image
+    from visionkit.data.images import example_image
 
-    image = read_image(example.image_path) if example.image_path else np.asarray(example.image)
+    image = np.asarray(example_image(example))
     if image.ndim == 2:
         image = image[..., None]
     if image.shape[-1] == 1:
@@ -471,9 +471,9 @@ def _mask_table(mapping: dict[int, int] | None) -> np.ndarray | None:
 def _example_mask(example, table: np.ndarray | None) -> np.ndarray:
     """The example's class-id mask (H, W) int32 at native size, mapped as the pipeline
     maps it (``mask_value_map`` as a lookup table, identity outside it)."""
-    from visionkit.data.images import read_mask
+    from visionkit.data.images import example_mask
 
-    mask = np.asarray(read_mask(example.mask_path) if example.mask is None else example.mask)
+    mask = np.asarray(example_mask(example))
     if mask.ndim == 3:
         mask = mask[..., 0]
     mask = mask.astype(np.int32)

@@ -43,6 +43,11 @@ class ModelEMA(keras.callbacks.Callback):
     steps the average is mostly the starting point). Validation, the epoch-end callbacks
     after this one (metrics, checkpoints) and the end of training see the average; training
     steps use the raw weights. Pass one instance to every stage: the step count carries on.
+
+    With ``steps_per_execution`` N > 1, Keras calls batch callbacks once per N optimizer
+    steps; the average then advances by the N steps at once, ``decay_eff = Π decay_t`` over
+    them, applied to the weights after the last (exact when N = 1; the usual "EMA every N
+    steps" otherwise). Steps are counted from the optimizer, so the ramp is unchanged.
     """
 
     def __init__(self, decay: float = 0.9999, tau: float = 2000.0):
@@ -53,6 +58,7 @@ class ModelEMA(keras.callbacks.Callback):
         self._weights: list = []
         self._swapped = False
         self._update_fn = None
+        self._seen_iterations = 0
 
     def _float_weights(self) -> list:
         return [w for w in self.model.weights if "float" in str(w.dtype)]
@@ -63,6 +69,7 @@ class ModelEMA(keras.callbacks.Callback):
         self._weights = self._float_weights()
         self._shadow = [tf.Variable(tf.identity(w), trainable=False) for w in self._weights]
         self._swapped = False
+        self._seen_iterations = self._iterations()
 
         @tf.function
         def update(decay):
@@ -71,10 +78,19 @@ class ModelEMA(keras.callbacks.Callback):
 
         self._update_fn = update
 
+    def _iterations(self) -> int:
+        optimizer = getattr(self.model, "optimizer", None)
+        return int(optimizer.iterations.numpy()) if optimizer is not None else 0
+
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self.updates += 1
-        decay = self.decay * (1.0 - math.exp(-self.updates / self.tau))
-        self._update_fn(np.float32(decay))
+        now = self._iterations()
+        steps = max(1, now - self._seen_iterations)  # > 1 with steps_per_execution > 1
+        self._seen_iterations = now
+        keep = 1.0
+        for _ in range(steps):
+            self.updates += 1
+            keep *= self.decay * (1.0 - math.exp(-self.updates / self.tau))
+        self._update_fn(np.float32(keep))
 
     def _swap(self) -> None:
         import tensorflow as tf

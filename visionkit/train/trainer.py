@@ -31,6 +31,7 @@ class RunResult:
     config: dict[str, Any]
     seconds: float
     test_metrics: dict[str, Any] | None = None
+    chief: bool = True  # False on the other workers of a multi-worker run (they write nothing)
 
     def summary(self) -> str:
         task = self.config["task"]
@@ -75,8 +76,21 @@ def _setup_numerics(config: dict[str, Any]) -> None:
     keras.mixed_precision.set_global_policy(config["precision"])
 
 
-# What a resumed run may change: everything else must match the interrupted run.
-RESUME_CHANGEABLE = frozenset(("verbose", "patience", "resume", "out", "name", "exist_ok"))
+# What a resumed run may change: everything else must match the interrupted run. The
+# strategy may change with the machine (the global batch then follows the replicas).
+RESUME_CHANGEABLE = frozenset(
+    (
+        "verbose",
+        "patience",
+        "resume",
+        "out",
+        "name",
+        "exist_ok",
+        "strategy",
+        "tpu",
+        "steps_per_execution",
+    )
+)
 
 
 def _resumed_config(run: Run, config: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +149,7 @@ def check_settings(config: dict[str, Any]) -> None:
             bound = "≥ 0" if allow_zero else "> 0"
             raise ConfigError(f"{key}={value}: must be {bound}")
 
-    for key in ("epochs", "batch", "lr", "finetune_lr"):
+    for key in ("epochs", "batch", "lr", "finetune_lr", "steps_per_execution"):
         positive(key)
     for key in ("head_epochs", "warmup_epochs", "patience", "weight_decay", "label_smoothing"):
         positive(key, allow_zero=True)
@@ -143,6 +157,10 @@ def check_settings(config: dict[str, Any]) -> None:
         raise ConfigError(f"optimizer={config['optimizer']}: use one of {', '.join(OPTIMIZERS)}")
     if config.get("precision") not in (None, *PRECISIONS):
         raise ConfigError(f"precision={config['precision']}: use one of {', '.join(PRECISIONS)}")
+    from visionkit.train.distribute import STRATEGIES
+
+    if config.get("strategy") not in (None, *STRATEGIES):
+        raise ConfigError(f"strategy={config['strategy']}: use one of {', '.join(STRATEGIES)}")
     freeze = config.get("freeze")
     if not (
         freeze in (None, "auto", "none", "backbone")
@@ -175,8 +193,53 @@ def check_monitor(monitor: str, names: set[str]) -> None:
         )
 
 
+def _open_worker_run(dist, config: dict[str, Any], resume: bool) -> Run:
+    """The run folder of this process: the real one for the chief, a worker-local temporary
+    copy for the other workers of a multi-worker run (they must not write the run folder).
+    Resuming, a worker starts from the chief's saved state, which it must be able to read
+    (``out`` on a filesystem every worker sees)."""
+    if dist.is_chief:
+        return open_run(
+            config["out"], config.get("name"), exist_ok=bool(config["exist_ok"]), resume=resume
+        )
+    run = Run(dist.worker_dir() / "run")
+    run.dir.mkdir(parents=True)
+    if resume:
+        from visionkit.config import ConfigError
+
+        chief = Run(Path(config["out"]) / str(config.get("name")))
+        if not chief.config.exists():
+            raise ConfigError(
+                f"resume=true on {dist.task_type} {dist.task_id}: cannot read the chief's run "
+                f"folder {chief.dir}; resuming a multi-worker run needs out= on a filesystem "
+                "every worker sees"
+            )
+        for name in ("config.yaml", "history.csv", "model.keras", "state"):
+            source = chief.dir / name
+            if source.is_dir():
+                shutil.copytree(source, run.dir / name)
+            elif source.exists():
+                shutil.copy2(source, run.dir / name)
+    return run
+
+
 def train(task, config: dict[str, Any]) -> RunResult:
-    """Train ``task`` with the resolved ``config`` (see ``visionkit/cfg/default.yaml``)."""
+    """Train ``task`` with the resolved ``config`` (see ``visionkit/cfg/default.yaml``).
+
+    Under a distribution strategy (``strategy``, see ``visionkit.train.distribute``) the
+    model is built and compiled in the strategy's scope, ``batch`` is per replica (global
+    batch ``batch × replicas``), learning rates scale with the replicas (``scale_lr``), and
+    only the chief worker writes the run folder.
+    """
+    from visionkit.train.distribute import prepare_model, resolve_distribution, shard_input
+
+    started = time.time()
+    resume = bool(config.get("resume"))
+    check_settings(config)
+    # first, before any TensorFlow op (some modules below make tensors when imported):
+    # multi-worker and TPU strategies set up the runtime
+    dist = resolve_distribution(config)
+
     import keras
 
     from visionkit.data.pipeline import build_pipeline
@@ -184,19 +247,22 @@ def train(task, config: dict[str, Any]) -> RunResult:
     from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog, ModelEMA
     from visionkit.train.recipes import make_optimizer, plan_stages
 
-    started = time.time()
-    resume = bool(config.get("resume"))
-    check_settings(config)
-    run = open_run(
-        config["out"], config.get("name"), exist_ok=bool(config["exist_ok"]), resume=resume
-    )
+    try:
+        run = _open_worker_run(dist, config, resume)
+    except BaseException:
+        dist.cleanup()
+        raise
     if resume:
         config = _resumed_config(run, config)
-    config = {**task.fill_defaults(config), "name": run.name}
+    config = {
+        **task.fill_defaults(config),
+        "name": run.name if dist.is_chief else config.get("name"),
+    }
     verbose = int(config["verbose"])
     if not config.get("data"):
         from visionkit.config import ConfigError
 
+        dist.cleanup()
         raise ConfigError(
             f"visionkit {task.name} train needs data=PATH (a folder, an annotation file or tfds:NAME)"
         )
@@ -211,15 +277,21 @@ def train(task, config: dict[str, Any]) -> RunResult:
                 f"{config['data']}: no usable training or validation examples (see data_faults.csv)"
             )
         print(data.summary())
+        if dist.kind != "default":
+            print(dist.describe())
         save_faults(run, data.faults)
         check_monitor(config["monitor"], task.metric_names(len(data.class_names)))
-        model, info = task.build_model(config, data.class_names)
+        with dist.scope():
+            model, info = task.build_model(config, data.class_names)
+        global_batch = dist.global_batch(int(config["batch"]))
         config.update(
             class_names=list(data.class_names),
             num_classes=len(data.class_names),
             input_shape=list(model.input_shape[1:]),
             pretrained=info["pretrained"],
             backbone=info.get("backbone"),
+            replicas=dist.replicas,
+            global_batch=global_batch,
         )
         save_run_config(run, config)
 
@@ -227,7 +299,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         common = dict(
             task=task.name,
             imgsz=imgsz,
-            batch=int(config["batch"]),
+            batch=global_batch,
             seed=int(config["seed"]),
             needs_pil=data.needs_pil,
         )
@@ -236,6 +308,8 @@ def train(task, config: dict[str, Any]) -> RunResult:
             training=True,
             augment=config["augment"],
             cache=cache_location(config["cache"], data.train, "train"),
+            # equal shares for every replica; one device keeps the last partial batch
+            drop_remainder=dist.distributed and len(data.train) >= global_batch,
             **common,
         )
         val_ds = build_pipeline(
@@ -248,13 +322,21 @@ def train(task, config: dict[str, Any]) -> RunResult:
         controls = train_ds.controls
         epoch_metrics = task.epoch_metrics(config, val_ds)
         train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
+        train_ds, val_ds = shard_input(train_ds, dist), shard_input(val_ds, dist)
         steps = int(train_ds.cardinality())
 
-        stages = plan_stages(config, pretrained=info["pretrained"])
+        scale = bool(config["scale_lr"])
+        scaled = {
+            **config,
+            "lr": dist.scaled_lr(config["lr"], scale),
+            "finetune_lr": dist.scaled_lr(config["finetune_lr"], scale),
+        }
+        stages = plan_stages(scaled, pretrained=info["pretrained"])
         progress = _progress(run)
         done = [s for s in stages if s.name in progress["completed"]]
         if done:
-            model = load_model(run.state / f"after_{done[-1].name}.keras", compile=False)
+            with dist.scope():
+                model = load_model(run.state / f"after_{done[-1].name}.keras", compile=False)
             print(f"resuming {run.dir}: stages done: {', '.join(s.name for s in done)}")
         monitor = config["monitor"]
         best = BestCheckpoint(run.model, monitor=monitor)
@@ -267,10 +349,13 @@ def train(task, config: dict[str, Any]) -> RunResult:
             if stage in done:
                 continue
             task.set_trainable(model, stage, config)
-            model.compile(
-                optimizer=make_optimizer(config, stage, steps),
-                **task.compile_args(config, len(data.class_names)),
-            )
+            with dist.scope():
+                model.compile(
+                    optimizer=make_optimizer(scaled, stage, steps),
+                    steps_per_execution=int(config["steps_per_execution"]),
+                    **task.compile_args(config, len(data.class_names)),
+                )
+            prepare_model(model, dist, train_ds.element_spec)
             callbacks = [DataEpoch(controls)]
             if ema is not None:
                 # Evaluate and checkpoint the moving average, as it is what gets shipped.
@@ -309,6 +394,13 @@ def train(task, config: dict[str, Any]) -> RunResult:
         if not run.model.exists():
             with atomic_path(run.model) as tmp:
                 model.save(tmp)
+        if not dist.is_chief:
+            # the chief validates and writes the run folder; this worker's copy goes away
+            print(
+                f"{dist.task_type} {dist.task_id}: training done; the chief writes the run "
+                f"folder {Path(config['out']) / str(config.get('name') or '')}"
+            )
+            return RunResult(run, {}, config, time.time() - started, chief=False)
         best_model = load_model(run.model, compile=False)
         metrics = task.validate(
             best_model, data.val, config, run.dir, split="val", progress=verbose > 0
@@ -320,11 +412,12 @@ def train(task, config: dict[str, Any]) -> RunResult:
                 run.history, run.path("curves.png"), title=f"{run.name}: {config['model']}"
             )
     except BaseException:
-        if not resume and not run.config.exists():
+        if dist.is_chief and not resume and not run.config.exists():
             shutil.rmtree(run.dir, ignore_errors=True)  # nothing worth keeping; frees the name
         raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
+        dist.cleanup()
     result = RunResult(run, metrics, config, time.time() - started)
     if config.get("test"):
         result.test_metrics = task.test(config, run)

@@ -16,6 +16,7 @@ yolo       :mod:`.yolo` (Ultralytics txt + data.yaml)       detect, segment
 masks      :mod:`.masks` (images + class-id PNG masks)      segment
 idx        :mod:`.idx` (MNIST-style IDX, in memory)         classify
 tfds       :mod:`.tfds` (``tfds:NAME``, in memory)          classify
+tfrecord   :mod:`.tfrecord` (``export-tfrecord`` shards)    classify, detect, segment
 =========  ==============================================  ========================
 """
 
@@ -33,6 +34,7 @@ MODULES = {
     "masks": "masks",
     "idx": "idx",
     "tfds": "tfds",
+    "tfrecord": "tfrecord",
 }
 
 FORMATS = tuple(MODULES)
@@ -46,6 +48,7 @@ TASKS_BY_FORMAT = {
     "masks": ("segment",),
     "idx": ("classify",),
     "tfds": ("classify",),
+    "tfrecord": ("classify", "detect", "segment"),
 }
 
 
