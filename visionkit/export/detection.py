@@ -176,41 +176,13 @@ def postprocess_signature(num_classes: int, conf: float, iou: float, max_det: in
 DECODE_SCOPE = "decode"
 
 
-def split_head(model, reg_max: int):
-    """The detector up to its two column groups: a callable images → (box logits
-    (B, A, 4·reg_max), class logits (B, A, C)), float32.
-
-    Full-integer TFLite gives each tensor one quantisation scale: on the joined raw output
-    the distance-bin logits and the class logits would share it, and the class scores near
-    the decision threshold lose much of their resolution. Split before the join, each keeps
-    its own range. Models without the ``det_head_box``/``det_head_cls`` layers of
-    ``visionkit.models.yolo.head`` are split after the join.
-    """
-    import keras
-
-    names = {layer.name for layer in model.layers}
-    if {"det_head_box", "det_head_cls"} <= names:
-        inner = keras.Model(
-            model.inputs,
-            [model.get_layer("det_head_box").output, model.get_layer("det_head_cls").output],
-            name=f"{model.name}_split_head",
-        )
-        return lambda x: tuple(tf.cast(t, tf.float32) for t in inner(x, training=False))
-
-    def after_join(x):
-        raw = tf.cast(model(x, training=False), tf.float32)
-        return raw[..., : 4 * reg_max], raw[..., 4 * reg_max :]
-
-    return after_join
-
-
 def tflite_postprocess_fn(model, config: dict[str, Any]):
     """uint8 (1, S, S, 3) → the ``TFLite_Detection_PostProcess`` outputs (module docstring)."""
     if is_yolov1(model):
         raise ValueError(
             "YOLOv1 has no TFLite post-processing export; export its raw head (detection_nms=False)"
         )
-    from visionkit.models.yolo.anchors import decode_parts
+    from visionkit.models.yolo.anchors import decode
 
     size = model_size(model)
     conf, iou, max_det = nms_settings(config)
@@ -225,12 +197,12 @@ def tflite_postprocess_fn(model, config: dict[str, Any]):
         zero = tf.constant(0.0, tf.float32)
         return zero, zero, zero, zero
 
-    heads = split_head(model, reg_max)
-
     def fn(images):
-        box_logits, class_logits = heads(to_model_input(images, model, resize=False))
+        raw = tf.cast(
+            model(to_model_input(images, model, resize=False), training=False), tf.float32
+        )
         with tf.name_scope(DECODE_SCOPE):
-            boxes, scores = decode_parts(box_logits, class_logits, size, reg_max)
+            boxes, scores = decode(raw, size, reg_max=reg_max)
             scale = tf.constant([size[1], size[0], size[1], size[0]], tf.float32)
             # slices, not tf.unstack: a multi-output op gets a joined name in the calibrated
             # graph that the float-scope list (taken from the float graph) would miss

@@ -72,15 +72,7 @@ def decode(
     Scores are ``sigmoid`` of the class logits; ``image_size`` is the model input (H, W).
     """
     raw = tf.cast(raw, tf.float32)
-    return decode_parts(raw[..., : 4 * reg_max], raw[..., 4 * reg_max :], image_size, reg_max)
-
-
-def decode_parts(
-    box_logits: tf.Tensor, class_logits: tf.Tensor, image_size: Sequence[int], reg_max: int
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """:func:`decode` on the head's two column groups: box logits (B, A, 4·reg_max) and
-    class logits (B, A, C) → (boxes xyxy pixels (B, A, 4), scores (B, A, C))."""
     points, strides = make_anchors(image_size)
-    distances = dfl_decode(box_logits, reg_max)
+    distances = dfl_decode(raw[..., : 4 * reg_max], reg_max)
     boxes = distances_to_boxes(points, distances, strides)
-    return boxes, tf.sigmoid(tf.cast(class_logits, tf.float32))
+    return boxes, tf.sigmoid(raw[..., 4 * reg_max :])
