@@ -183,10 +183,13 @@ def test_slide_predicts_large_images_at_native_size(run, photos, tmp_path, capsy
     assert "2 by sliding windows" in capsys.readouterr().out  # large.png and sub/nested.png
 
 
-@pytest.mark.parametrize("slide", [False, True], ids=["resized", "sliding"])
-def test_val_scores_and_worst_images_agree_with_predict(run, tmp_path, slide, monkeypatch):
-    """Per-image scores of val equal the scores of predict's masks (the same computation),
-    and the worst grid starts with the lowest-scoring image (an inverted one)."""
+@pytest.mark.parametrize(
+    "slide,tta", [(False, False), (True, False), (True, True)], ids=["resized", "sliding", "tta"]
+)
+def test_val_scores_and_worst_images_agree_with_predict(run, tmp_path, slide, tta, monkeypatch):
+    """Per-image scores of val equal the scores of predict's masks (the same computation,
+    with or without flip averaging), and the worst grid starts with the lowest-scoring
+    image (an inverted one)."""
     import visionkit.evaluate.segmentation_plots as plots
 
     shape = (48, 56) if slide else (SIZE, SIZE)
@@ -200,7 +203,7 @@ def test_val_scores_and_worst_images_agree_with_predict(run, tmp_path, slide, mo
 
     monkeypatch.setattr(plots, "plot_mask_grid", record)
     task = get_task("segment")
-    common = {"model": str(run), "out": str(tmp_path), "slide": slide}
+    common = {"model": str(run), "out": str(tmp_path), "slide": slide, "tta": tta}
     metrics = task.val_command(_settings(**common, data=str(data), name="val", worst=3))
     report = tmp_path / "val"
     assert (report / "worst.png").exists() and metrics["num_examples"] == 5

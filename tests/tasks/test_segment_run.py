@@ -73,3 +73,41 @@ def test_segmentation_run(tmp_path):
     assert report["num_examples"] == 10 and report["pixel_accuracy"] > 0.7
     assert (tmp_path / "reports" / "all" / "metrics.json").exists()
     keras.backend.clear_session()
+
+
+def test_border_weights_follow_the_augmented_masks(tmp_path):
+    """``border_weight`` adds each augmented training mask's U-Net weight map as the batch's
+    sample weights; a run trains with it; 0 leaves the batches as they are."""
+    from visionkit.data.loader import load_dataset
+    from visionkit.data.pipeline import build_pipeline
+    from visionkit.train.losses_segmentation import border_weight_maps
+
+    data = _masks(tmp_path / "cells", count=4)
+    task = get_task("segment")
+    dataset = load_dataset(str(data), None, "segment", None)
+    pipeline = build_pipeline(dataset, task="segment", imgsz=64, batch=2, training=True, seed=1)
+    assert task.weight_training_batches(pipeline, {"border_weight": 0}) is pipeline
+    weighted = task.weight_training_batches(pipeline, {"border_weight": 10.0, "border_sigma": 3.0})
+    for images, masks, weights in weighted.take(2):
+        assert weights.shape == masks.shape[:3] and images.shape[0] == 2
+        np.testing.assert_allclose(
+            weights.numpy(), border_weight_maps(masks.numpy(), w0=10.0, sigma=3.0)
+        )
+    config = resolve(
+        {
+            "task": "segment",
+            "data": str(data),
+            "model": "unet",
+            "model_options": {"base_filters": 4},
+            "weights": None,
+            "imgsz": 64,
+            "batch": 2,
+            "epochs": 1,
+            "border_weight": 10.0,
+            "out": str(tmp_path / "runs"),
+            "verbose": 0,
+        }
+    )
+    result = train(task, config)
+    assert np.isfinite(result.metrics["miou"])
+    keras.backend.clear_session()

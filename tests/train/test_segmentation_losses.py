@@ -214,6 +214,73 @@ def test_unet_weight_map():
     )
 
 
+def _brute_force_border(mask, w0=10.0, sigma=5.0):
+    """Eq. 2's border term from a full-image distance transform per object."""
+    from scipy import ndimage
+
+    objects, n = ndimage.label(mask > 0)
+    d1 = np.full(mask.shape, np.inf)
+    d2 = np.full(mask.shape, np.inf)
+    for i in range(1, n + 1):
+        d = ndimage.distance_transform_edt(objects != i)
+        d2 = np.where(d < d1, d1, np.minimum(d2, d))
+        d1 = np.minimum(d1, d)
+    return 1.0 + np.where(mask > 0, 0.0, w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unet_weight_map_windows_match_the_full_distance_transforms(seed):
+    """Many cells of random sizes: the per-object windows give the full computation."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((120, 150), "int32")
+    for _ in range(25):
+        y, x = rng.integers(0, 110), rng.integers(0, 140)
+        h, w = rng.integers(3, 25, 2)
+        mask[y : y + h, x : x + w] = 1
+    mask[rng.random(mask.shape) < 0.02] = 0  # ragged edges
+    fast = unet_weight_map(mask, class_balance=False)
+    np.testing.assert_allclose(fast, _brute_force_border(mask), atol=1e-5)
+    assert fast.max() > 5.0  # there are narrow gaps
+
+
+def test_unet_weight_map_leaves_ignored_pixels_out():
+    mask = np.zeros((30, 30), "int32")
+    mask[5:25, 5:13] = 1
+    mask[5:25, 16:25] = 1
+    mask[:, 28:] = 255  # rotation fill
+    w = unet_weight_map(mask, class_balance=False)
+    assert np.all(w[:, 28:] == 1.0)  # 255 is neither an object nor a border pixel
+    np.testing.assert_allclose(w[:, :28], _brute_force_border(mask[:, :28])[:, :28], atol=1e-5)
+    balanced = unet_weight_map(mask, w0=0.0)
+    valid = mask != 255
+    assert balanced[0, 0] == pytest.approx(valid.sum() / (2 * (mask[valid] == 0).sum()))
+
+
+def test_border_weight_maps_reach_the_loss_through_fit():
+    """Keras hands the third element of a batch to the loss as ``sample_weight``: the loss
+    ``evaluate`` reports equals the weighted loss computed by hand."""
+    from visionkit.train.losses_segmentation import border_weight_maps
+
+    rng = np.random.default_rng(0)
+    masks = np.zeros((2, 16, 16), "int32")
+    masks[:, 2:14, 2:7] = 1
+    masks[:, 2:14, 9:14] = 1
+    weights = border_weight_maps(masks[..., None], w0=10.0)
+    assert weights.shape == (2, 16, 16) and weights.max() > 5
+    images = rng.random((2, 16, 16, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, padding="same", activation="softmax")]
+    )
+    loss = CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])
+    model.compile("sgd", loss=loss)
+    reported = model.evaluate(images, masks, sample_weight=weights, batch_size=2, verbose=0)
+    by_hand = float(loss(masks, model(images), weights))
+    unweighted = float(loss(masks, model(images)))
+    assert reported == pytest.approx(by_hand, rel=1e-5)
+    assert abs(by_hand - unweighted) > 1e-3
+
+
 # -- the loss a run trains with (config keys loss and class_weights) ---------------------------
 def test_segmentation_loss_from_config_matches_the_terms():
     from visionkit.config import ConfigError

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from visionkit.config import ConfigError
 
 # Keys of the val command line that override the run's own settings in ``validate``.
-VAL_KEYS = ("batch", "worst", "conf", "iou", "max_det", "slide", "overlap")
+VAL_KEYS = ("batch", "worst", "conf", "iou", "max_det", "slide", "overlap", "tta")
 
 
 def not_built(method):
@@ -94,6 +94,11 @@ class Task:
 
     def adapt_dataset(self, dataset, model):
         """Turn the pipeline's batches into what the model's loss takes (as is by default)."""
+        return dataset
+
+    def weight_training_batches(self, dataset, config: dict[str, Any]):
+        """Add per-example or per-pixel loss weights to the training batches, as a third
+        element (x, y, sample_weight); none by default."""
         return dataset
 
     def eval_pipeline(

@@ -11,7 +11,8 @@ their errors (``worst.png``).
 and a CSV of class fractions. Both val and predict take ``slide=true``: images larger than
 the model's input are then predicted at native resolution by overlapping windows
 (``visionkit.sliding_window``); otherwise each image is resized to the model's input and
-the probabilities back to the image's size.
+the probabilities back to the image's size. ``tta=true`` averages the probabilities over
+the flips of each image (and its transposes when square; 4× or 8× the compute).
 """
 
 from __future__ import annotations
@@ -55,6 +56,32 @@ class SegmentTask(Task):
             return model, {"pretrained": True, "backbone": None}
         return self.build_registered(config, class_names, shape, "encoder_weights")
 
+    def weight_training_batches(self, dataset, config: dict[str, Any]):
+        """With ``border_weight`` = w0 > 0, each training mask's U-Net border weight map
+        (Ronneberger et al. 2015, eq. 2: w0 · exp(−(d1 + d2)² / 2σ²) on background pixels
+        between two objects, σ = ``border_sigma``) becomes the batch's per-pixel loss weight,
+        computed after augmentation so it follows the deformed mask."""
+        w0 = float(config.get("border_weight") or 0.0)
+        if w0 <= 0:
+            return dataset
+        import tensorflow as tf
+
+        from visionkit.train.losses_segmentation import border_weight_maps
+
+        sigma = float(config.get("border_sigma") or 5.0)
+
+        def weights(masks):
+            return border_weight_maps(masks, w0=w0, sigma=sigma)
+
+        def add(images, masks):
+            maps = tf.numpy_function(weights, [masks], tf.float32, stateful=False)
+            maps.set_shape(masks.shape[:3])
+            return images, masks, maps
+
+        weighted = dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
+        weighted.controls = getattr(dataset, "controls", None)
+        return weighted
+
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         from visionkit.train.losses_segmentation import segmentation_loss
 
@@ -87,7 +114,7 @@ class SegmentTask(Task):
             format_segmentation_report,
             probabilities_to_labels,
         )
-        from visionkit.predict import compiled_forward, run_model
+        from visionkit.predict import run_model
 
         out_dir = Path(out_dir)
         class_names = list(config.get("class_names") or dataset.class_names)
@@ -105,7 +132,7 @@ class SegmentTask(Task):
 
         if config.get("slide"):
             size = _input_size(model, config)
-            forward, channels = compiled_forward(model, fold=True), int(model.output_shape[-1])
+            forward, channels = segment_forward(model, config), int(model.output_shape[-1])
             batch = int(config.get("batch") or 16)
             table = _mask_table(getattr(dataset, "mask_value_map", None))
             with tqdm(
@@ -130,7 +157,11 @@ class SegmentTask(Task):
             pipeline = self.eval_pipeline(model, dataset, config, needs_pil)
             index = 0
             for probs, (masks,) in run_model(
-                model, pipeline, progress=progress, desc=f"val {split}", fold=True
+                model,
+                pipeline,
+                progress=progress,
+                desc=f"val {split}",
+                forward=segment_forward(model, config),
             ):
                 for true, pred in zip(
                     masks, probabilities_to_labels(np.asarray(probs)), strict=True
@@ -171,7 +202,6 @@ class SegmentTask(Task):
             plot_mask_grid,
         )
         from visionkit.io import atomic_path
-        from visionkit.predict import compiled_forward
 
         if not config.get("model") or not config.get("source"):
             raise ConfigError(
@@ -186,7 +216,7 @@ class SegmentTask(Task):
         files = image_files(str(config["source"]))
         stems = _output_stems(files, Path(str(config["source"])))
         out = output_dir(config, "predict")
-        forward = compiled_forward(model, fold=True)
+        forward = segment_forward(model, config)
         batch = int(config.get("batch") or 16)
         rows: list[list[Any]] = []
         shown: list[tuple[np.ndarray, str]] = []
@@ -258,6 +288,15 @@ class SegmentTask(Task):
         how = f"{slid} by sliding windows" if slide else f"at {size[0]}x{size[1]}, resized back"
         print(f"{done} images segmented ({how}), {failed} unreadable: {out / 'predictions.csv'}")
         return out
+
+
+def segment_forward(model, config: dict[str, Any]):
+    """The forward pass of segment val/predict: BatchNorm folded, and averaged over flips
+    (``visionkit.predict.flip_averaged``) with ``tta=true``."""
+    from visionkit.predict import compiled_forward, flip_averaged
+
+    forward = compiled_forward(model, fold=True)
+    return flip_averaged(forward) if config.get("tta") else forward
 
 
 def predict_masks(

@@ -322,6 +322,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
         controls = train_ds.controls
         epoch_metrics = task.epoch_metrics(config, val_ds)
         train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
+        train_ds = task.weight_training_batches(train_ds, config)
         train_ds, val_ds = shard_input(train_ds, dist), shard_input(val_ds, dist)
         steps = int(train_ds.cardinality())
 
