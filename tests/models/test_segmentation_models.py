@@ -52,6 +52,23 @@ def test_parameter_count_at_defaults(name):
     assert model.output_shape == (None, *info.input_shape[:2], info.num_classes)
 
 
+def test_image_skips_add_the_full_resolution_levels():
+    """``image_skips``: 3×3 convs 3→16→16 and 16→32 with BatchNorm (432 + 2,304 + 4,608
+    weights, 64 + 64 + 128 BN), and the stride-2 and stride-1 decoder blocks' first convs
+    read 32 and 16 more channels (9·32·32 + 9·16·16): 19,120 parameters, trained with the
+    decoder while the encoder is frozen."""
+    from visionkit.train.freeze import freeze_backbone
+
+    plain = create_model("unet_lite0", input_shape=(64, 64, 3))
+    skipped = create_model("unet_lite0", input_shape=(64, 64, 3), image_skips=True)
+    assert skipped.count_params() - plain.count_params() == 19_120
+    assert skipped.output_shape == plain.output_shape
+    freeze_backbone(skipped)
+    assert all(
+        layer.trainable for layer in skipped.layers if layer.name.startswith("seg_image_skip")
+    )
+
+
 def test_unet_counts_match_the_usual_figure():
     # 31,030,658: the 64-base same-padding U-Net, 1 input channel, 2 classes, no BatchNorm.
     assert create_model("unet", input_shape=(256, 256, 1)).count_params() == 31_030_658

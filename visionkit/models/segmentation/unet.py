@@ -168,9 +168,11 @@ def build_encoder_unet(
     input_shape=(256, 256, 3),
     encoder_weights: str | None = None,
     decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    image_skips: bool = False,
     name: str | None = None,
 ) -> keras.Model:
-    """U-Net decoder over ``backbone``'s P5 with skips P4, P3, P2 (see ``unet_lite0``)."""
+    """U-Net decoder over ``backbone``'s P5 with skips P4, P3, P2 (see ``unet_lite0``);
+    ``image_skips=True`` adds skips at strides 2 and 1 computed from the image itself."""
     from visionkit.backbones import create_backbone
 
     name = name or f"unet_{backbone}"
@@ -183,7 +185,14 @@ def build_encoder_unet(
     features = base.output
     if "P2" not in features:
         raise ModelError(f"{name}: backbone {backbone} has no stride-4 (P2) feature map")
-    skips = (features["P4"], features["P3"], features["P2"], None, None)
+    skips = [features["P4"], features["P3"], features["P2"], None, None]
+    if image_skips:  # full-resolution detail the stride-4 P2 cannot carry (thin structures)
+        pixels = layers.Rescaling(1.0 / 255, name="seg_image_pixels")(base.input)
+        full = conv_bn_act(pixels, decoder_filters[4], 3, name="seg_image_skip1_1")
+        full = conv_bn_act(full, decoder_filters[4], 3, name="seg_image_skip1_2")
+        half = layers.MaxPooling2D(2, name="seg_image_skip2_pool")(full)
+        skips[3] = conv_bn_act(half, decoder_filters[3], 3, name="seg_image_skip2")
+        skips[4] = full
     x = features["P5"]
     for i, (skip, filters) in enumerate(zip(skips, decoder_filters, strict=True), start=1):
         x = _decoder_block(x, skip, filters, name=f"seg_decoder{i}")
@@ -196,12 +205,15 @@ _ENCODER_DOC = """U-Net decoder on a pretrained {title} encoder ({paper_short}).
 Encoder: backbone ``{backbone}`` (``visionkit.backbones``), feature maps P2–P5 (strides
 4–32). Decoder: five blocks of ×2 bilinear upsampling, concatenation with the skip (P4, P3,
 P2 for the first three; the stride-2 and stride-1 blocks have none, since the backbones
-expose no P1), and two 3×3 conv-BN-ReLU, at widths 256-128-64-32-16; then a 1×1 conv to
+expose no P1, unless ``image_skips=True``: then two 3×3 conv-BN-ReLU on the image at full
+resolution (16 wide) feed the stride-1 block and, max-pooled and one more conv (32 wide),
+the stride-2 block, as the original U-Net's first level does; +19,120 parameters), and two
+3×3 conv-BN-ReLU, at widths 256-128-64-32-16; then a 1×1 conv to
 the classes, softmax (``num_classes=1``: sigmoid), float32, at the input resolution.
 Parameters: {params:,} at the defaults (2 classes, random initialisation).
 Input: (256, 256, 3) uint8-range RGB (H, W multiples of 32); {preprocessing}.
 Options: ``encoder_weights`` (``None``, ``"imagenet"``{offline}, or a path: passed to
-``create_backbone``), ``decoder_filters``.
+``create_backbone``), ``decoder_filters``, ``image_skips``.
 """
 
 
