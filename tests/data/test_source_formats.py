@@ -368,6 +368,7 @@ def test_masks_yaml_splits_and_panoptic_ids(tmp_path):
         "classes: {0: unlabeled, 1: person, 17: cat}\n"
     )
     assert masks.available_splits(tmp_path) == ["train", "val"]
+    assert masks.available_splits(tmp_path / "masks.yaml") == ["train", "val"]  # the file itself
     splits = load_splits(tmp_path, format="masks")
     assert sorted(splits) == ["train", "val"]
     val = splits["val"]

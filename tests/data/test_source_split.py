@@ -60,3 +60,26 @@ def test_bad_fraction_and_tiny_dataset():
         stratified_split(_classify([0, 1]), 1.0)
     with pytest.raises(ValueError, match="cannot be split"):
         stratified_split(_classify([0]), 0.2)
+
+
+def test_training_on_one_split_carves_validation_from_it(tmp_path):
+    """``split=train`` without ``val``: validation comes out of the train split, and the
+    data's own val split stays unseen (it is the held-out test set of a benchmark)."""
+    from PIL import Image
+
+    from visionkit.cfg import resolve
+    from visionkit.data.prepare import prepare_data
+
+    for split, count in (("train", 10), ("val", 4)):
+        for cls in ("a", "b"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(folder / f"{i}.png")
+    config = resolve({"task": "classify", "data": str(tmp_path), "val_fraction": 0.2})
+    own = prepare_data(config, task="classify", progress=False)
+    assert all("/val/" in e.image_path for e in own.val.examples)  # the data's own split
+    carved = prepare_data({**config, "split": "train"}, task="classify", progress=False)
+    paths = [e.image_path for e in carved.train.examples + carved.val.examples]
+    assert len(carved.val) == 4 and len(carved.train) == 16
+    assert all("/train/" in p for p in paths)

@@ -83,14 +83,24 @@ def prepare_data(config: dict[str, Any], *, task: str, progress: bool = True) ->
     """Load ``config["data"]`` (and ``config["val"]``) for ``task`` and check both.
 
     Without ``val`` the data's own validation split is used, or a seeded, stratified one
-    of ``val_fraction`` is carved from the training data. Class names of the validation
-    data must equal the training data's.
+    of ``val_fraction`` is carved from the training data. With ``split`` (and no ``val``)
+    only that split is read and the validation split is carved from it, so the data's
+    other splits stay unseen (e.g. ``split=train`` keeps a ``val`` split held out for
+    testing). Class names of the validation data must equal the training data's.
     """
     options = {"data_dir": config["data_dir"]} if config.get("data_dir") else {}
     fmt, strict = config.get("format"), bool(config.get("strict"))
     if config.get("val"):
         train = load_dataset(config["data"], fmt, task, config.get("split"), **options)
         val = load_dataset(config["val"], fmt, task, None, **options)
+    elif config.get("split"):
+        from visionkit.data.split import stratified_split
+
+        train, val = stratified_split(
+            load_dataset(config["data"], fmt, task, config["split"], **options),
+            float(config["val_fraction"]),
+            int(config["seed"]),
+        )
     else:
         splits = load_splits(
             config["data"],

@@ -98,7 +98,8 @@ def _layout(root: Path) -> tuple[dict, dict[str, tuple[Path, Path]]]:
 
 def available_splits(path: str | Path) -> list[str]:
     """Splits from ``masks.yaml`` or the images folder's subfolders (``["all"]`` when none)."""
-    _, splits = _layout(require_exists(path, "masks"))
+    root = require_exists(path, "masks")
+    _, splits = _layout(root.parent if root.is_file() else root)
     return list(splits)
 
 
