@@ -183,7 +183,10 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
         "vk_files / keras_tfdata": ("vk_files", "keras_tfdata"),
         "vk_files / keras_files (same pipeline)": ("vk_files", "keras_files"),
         "vk_memory / keras_tfdata (same in-memory data)": ("vk_memory", "keras_tfdata"),
-        "vk_memory_unfolded / keras_tfdata (the loop alone)": ("vk_memory_unfolded", "keras_tfdata"),
+        "vk_memory_unfolded / keras_tfdata (the loop alone)": (
+            "vk_memory_unfolded",
+            "keras_tfdata",
+        ),
         "vk_memory / vk_memory_unfolded (folding alone)": ("vk_memory", "vk_memory_unfolded"),
         "vk_cli / keras_numpy": ("vk_cli", "keras_numpy"),
         "vk_tflite_files / keras_numpy": ("vk_tflite_files", "keras_numpy"),
@@ -195,7 +198,7 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
     # VM hits both sides), and the fastest passes (interference only ever slows a pass).
     ratios = {k: rate[a] / rate[b] for k, (a, b) in pairs.items()}
     paired = {
-        k: statistics.median(tb / ta for ta, tb in zip(times[a], times[b]))
+        k: statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
         for k, (a, b) in pairs.items()
     }
     fastest = {k: min(times[b]) / min(times[a]) for k, (a, b) in pairs.items()}
