@@ -51,8 +51,8 @@ def main() -> None:
 
     overrides = {k: coerce(k, v) for k, v in parse_overrides(args.overrides, raw=True).items()}
     train_data, test_data = part_paths(C.data_root(args.data), args.part)
-    split = {"split": "train2017"} if args.part == "coco128" else {}
-    test_split = "val2017" if args.part == "coco128" else None
+    split = {"split": "train"} if args.part == "coco128" else {}  # data.yaml: train2017 images
+    test_split = "val" if args.part == "coco128" else None  # val2017 images
     started, cond = time.time(), C.conditions()
     rows, runs = [], []
     for seed in args.seeds:
