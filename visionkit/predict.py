@@ -99,33 +99,26 @@ def flip_averaged(forward):
     """
     import tensorflow as tf
 
-    def transforms(square: bool):
-        flips = [(False, False), (True, False), (False, True), (True, True)]
-        return [(lr, ud, tr) for tr in ((False, True) if square else (False,)) for lr, ud in flips]
+    def flip(x, lr: bool, ud: bool):  # each flip is its own inverse; the two commute
+        x = tf.reverse(x, axis=[2]) if lr else x
+        return tf.reverse(x, axis=[1]) if ud else x
 
-    def apply(x, lr, ud, tr):
-        if tr:
-            x = tf.transpose(x, (0, 2, 1, 3))
-        if lr:
-            x = tf.reverse(x, axis=[2])
-        if ud:
-            x = tf.reverse(x, axis=[1])
-        return x
+    def transpose(x, tr: bool):
+        return tf.transpose(x, (0, 2, 1, 3)) if tr else x
 
-    def undo(y, lr, ud, tr):
-        if ud:
-            y = tf.reverse(y, axis=[1])
-        if lr:
-            y = tf.reverse(y, axis=[2])
-        if tr:
-            y = tf.transpose(y, (0, 2, 1, 3))
-        return y
+    def undone(images, tr: bool, lr: bool, ud: bool):
+        """The output for the transformed image, mapped back to the image's frame."""
+        output = forward(flip(transpose(images, tr), lr, ud))
+        return transpose(flip(tf.cast(output, tf.float32), lr, ud), tr)
 
     def averaged(images):
         images = tf.convert_to_tensor(images)
         square = images.shape[1] is not None and images.shape[1] == images.shape[2]
         outputs = [
-            undo(tf.cast(forward(apply(images, *t)), tf.float32), *t) for t in transforms(square)
+            undone(images, tr, lr, ud)
+            for tr in ((False, True) if square else (False,))
+            for lr in (False, True)
+            for ud in (False, True)
         ]
         return tf.add_n(outputs) / float(len(outputs))
 

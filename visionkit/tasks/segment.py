@@ -78,9 +78,7 @@ class SegmentTask(Task):
             maps.set_shape(masks.shape[:3])
             return images, masks, maps
 
-        weighted = dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
-        weighted.controls = getattr(dataset, "controls", None)
-        return weighted
+        return dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
 
     def compile_args(self, config: dict[str, Any], num_classes: int) -> dict[str, Any]:
         from visionkit.train.losses_segmentation import segmentation_loss

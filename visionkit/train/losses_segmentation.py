@@ -328,7 +328,7 @@ def unet_weight_map(
     fg = (mask == foreground if foreground is not None else mask > 0) & valid
     objects, n = ndimage.label(fg)
     if n >= 2 and w0 > 0:
-        reach = int(np.ceil(sigma * np.sqrt(2.0 * np.log(max(w0, 1e-6) * 1e6)))) + 1
+        reach = int(np.ceil(sigma * np.sqrt(2.0 * np.log(max(w0 * 1e6, 1.0))))) + 1
         height, width = mask.shape
         d1 = np.full(mask.shape, np.inf)
         d2 = np.full(mask.shape, np.inf)
@@ -352,9 +352,7 @@ def border_weight_maps(masks: np.ndarray, *, w0: float, sigma: float = 5.0) -> n
     masks = np.asarray(masks)
     if masks.ndim == 4:
         masks = masks[..., 0]
-    return np.stack(
-        [unet_weight_map(m, w0=w0, sigma=sigma, class_balance=False) for m in masks]
-    ).astype(np.float32)
+    return np.stack([unet_weight_map(m, w0=w0, sigma=sigma, class_balance=False) for m in masks])
 
 
 LOSS_TERMS = ("ce", "dice", "focal")
