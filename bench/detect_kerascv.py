@@ -5,6 +5,7 @@
         [--eval-every 10] [--batch 16]
         [--vk-model yolo_n] [--vk-epochs E] [--kcv-augment visionkit|kerascv] [--tag T]
         [key=value ...]
+    python bench/detect_kerascv.py --throughput [--rounds 6] [--steps 12] [--seeds 0]
 
 Both methods train from scratch on raccoon ``train_labels.csv`` for the same wall-clock
 budget (``--minutes``, per run) at the same image size, and are scored on ``test_labels.csv``
@@ -69,7 +70,17 @@ batch: data, forward, backward, update, and visionkit's EMA update; no validatio
 all epochs and over epochs 2+ (the first one traces the graph); plus images / budget
 seconds. Swing: the largest drop of validation mAP@0.5 between consecutive evaluations,
 every ``--eval-every`` epochs for both (visionkit also per epoch), over the whole run and its
-second half. Ratios are visionkit / keras-cv, per seed. Writes
+second half. Ratios are visionkit / keras-cv, per seed.
+
+``--throughput`` measures the training rate alone, free of the two pinned cores' differences:
+one process (all cores), the seed's first ``--steps`` augmented batches of each method's
+training pipeline cached in memory, each model compiled as in its budget run (visionkit:
+the trainer's optimizer, loss and moving average of the weights), one untimed ``fit`` each
+(tracing), then ``--rounds`` rounds in which each trains one pass over its cached batches,
+the order alternating. A round's rate: images from the end of its first step to the end of
+its last (data from memory, forward, backward, update, visionkit's EMA update). Reported:
+per-method medians and the median, min and max of the per-round ratios, with each model's
+parameters and multiply-accumulates per image (``forward_macs``). Writes
 ``bench/results/detect_kerascv[tag].json`` after each run and prints markdown tables.
 """
 
@@ -568,6 +579,152 @@ def run_visionkit(seed: int, train_csv: Path, test, epochs: int, args, overrides
     }
 
 
+# -- training throughput, paired rounds -----------------------------------------------------
+class StepClock:
+    """Keras callback: the time at the end of every training batch of a ``fit`` call."""
+
+    def __new__(cls):
+        import keras
+
+        class _Clock(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None) -> None:
+                self.ends: list[float] = []
+
+            def on_train_batch_end(self, batch: int, logs=None) -> None:
+                self.ends.append(time.perf_counter())
+
+        return _Clock()
+
+
+def forward_macs(model, imgsz: int) -> int:
+    """Multiply-accumulates of one forward pass of a (1, imgsz, imgsz, 3) image: half the
+    float operations TensorFlow's graph profiler counts in the frozen graph (convolutions,
+    matmuls and the element-wise ops; the same counter for both models, whose inputs have
+    unknown spatial size, so that ``visionkit.analysis.layer_table`` cannot count keras-cv's)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    spec = tf.TensorSpec((1, imgsz, imgsz, 3), tf.float32)
+    forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    graph = convert_variables_to_constants_v2(forward).graph
+    return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops) // 2
+
+
+def throughput(train_csv: Path, args, overrides) -> dict[str, Any]:
+    """Training images/s of both methods in one process on the same augmented batches,
+    in alternating rounds (``--throughput``; see the module docstring)."""
+    import statistics
+
+    import keras
+
+    from visionkit.data.pipeline import build_pipeline
+    from visionkit.data.prepare import prepare_data
+    from visionkit.tasks.detect import DetectTask
+    from visionkit.train.callbacks import ModelEMA
+    from visionkit.train.recipes import make_optimizer, plan_stages
+
+    seed, steps = args.seeds[0], args.steps
+    config = base_config(train_csv, seed, args, overrides)
+    C.reset_keras()
+    keras.utils.set_random_seed(seed)
+    data = prepare_data(config, task="detect", progress=False)
+    names = list(data.class_names)
+
+    kcv_ds = kerascv_train_data(data, args, seed)[0].take(steps).cache()
+    kcv_model, _ = build_kerascv(args)
+
+    task = DetectTask()
+    config = task.fill_defaults(config)
+    vk_model, _ = task.build_model(config, names)
+    (stage,) = plan_stages(config, pretrained=False)
+    task.set_trainable(vk_model, stage, config)
+    vk_model.compile(
+        optimizer=make_optimizer(config, stage, steps),
+        **task.compile_args(config, len(names)),
+    )
+    vk_pipe = build_pipeline(
+        data.train,
+        task="detect",
+        imgsz=(args.imgsz, args.imgsz),
+        batch=args.batch,
+        training=True,
+        augment=config["augment"],
+        seed=seed,
+        cache=True,
+        needs_pil=data.needs_pil,
+    )
+    vk_ds = task.adapt_dataset(vk_pipe, vk_model).take(steps).cache()
+    ema = ModelEMA() if config.get("ema") else None
+
+    def rate(method: str) -> float:
+        """Images/s from the end of the first step to the end of the last (no tracing, no
+        ``fit`` set-up; visionkit's EMA update is inside every step)."""
+        clock = StepClock()
+        if method == "kerascv":
+            kcv_model.fit(kcv_ds, epochs=1, callbacks=[clock], shuffle=False, verbose=0)
+        else:
+            extra = [ema] if ema is not None else []
+            vk_model.fit(vk_ds, epochs=1, callbacks=[*extra, clock], shuffle=False, verbose=0)
+        ends = clock.ends
+        return args.batch * (len(ends) - 1) / (ends[-1] - ends[0])
+
+    methods = ("kerascv", "visionkit")
+    for method in methods:  # untimed: traces the step and fills the batch cache
+        rate(method)
+    rounds: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        order = methods if r % 2 == 0 else methods[::-1]
+        rounds.append({m: rate(m) for m in order})
+        print(
+            f"round {r + 1}: keras-cv {rounds[-1]['kerascv']:.2f} img/s, visionkit "
+            f"{rounds[-1]['visionkit']:.2f} img/s",
+            flush=True,
+        )
+
+    per_round = [r["visionkit"] / r["kerascv"] for r in rounds]
+    return {
+        "seed": seed,
+        "steps_per_round": steps,
+        "batch": args.batch,
+        "imgsz": args.imgsz,
+        "ema": ema is not None,
+        "rounds": rounds,
+        "median_ips": {m: statistics.median(r[m] for r in rounds) for m in methods},
+        "fastest_ips": {m: max(r[m] for r in rounds) for m in methods},
+        "ratio_median_of_rounds": statistics.median(per_round),
+        "ratio_min_of_rounds": min(per_round),
+        "ratio_max_of_rounds": max(per_round),
+        "params": {"kerascv": count_params(kcv_model), "visionkit": count_params(vk_model)},
+        "macs_per_image": {
+            "kerascv": forward_macs(kcv_model, args.imgsz),
+            "visionkit": forward_macs(vk_model, args.imgsz),
+        },
+    }
+
+
+def throughput_table(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            m,
+            f"{result['params'][m]['total']:,}",
+            f"{result['macs_per_image'][m] / 1e9:.2f}",
+            f"{result['median_ips'][m]:.2f}",
+            f"{result['fastest_ips'][m]:.2f}",
+        ]
+        for m in ("kerascv", "visionkit")
+    ]
+    text = C.md_table(["method", "params", "GMACs/image", "img/s median", "img/s fastest"], rows)
+    return text + (
+        f"\n\nvisionkit / keras-cv, median of {len(result['rounds'])} paired rounds: "
+        f"{result['ratio_median_of_rounds']:.2f}x (rounds {result['ratio_min_of_rounds']:.2f}"
+        f"-{result['ratio_max_of_rounds']:.2f}x)"
+    )
+
+
 # -- report ---------------------------------------------------------------------------------
 def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by = {(r["method"], r["seed"]): r for r in runs}
@@ -767,12 +924,29 @@ def main() -> None:
         help="combine the runs of earlier results files (e.g. one per method, each run pinned "
         "to its own core at the same time) into one table and results file, then exit",
     )
+    parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="measure only training images/s of both, in alternating rounds in one process "
+        "on the same cached augmented batches (seed: the first of --seeds), then exit",
+    )
+    parser.add_argument("--rounds", type=int, default=6, help="paired rounds (--throughput)")
+    parser.add_argument("--steps", type=int, default=12, help="steps per round (--throughput)")
     parser.add_argument("overrides", nargs="*", help="key=value for the visionkit recipe")
     args = parser.parse_args()
     from visionkit.config import parse_overrides
 
     if args.merge:
         merge(args.merge, args.tag)
+        return
+    if args.throughput:
+        started, cond = time.time(), C.conditions()
+        root = C.data_root(args.data) / "raccoon"
+        result = throughput(root / "train_labels.csv", args, parse_overrides(args.overrides))
+        payload = {"settings": vars(args), "throughput": result}
+        payload["conditions"] = C.finish_conditions(cond, started)
+        C.write_results(f"detect_kerascv_throughput{args.tag}", payload)
+        print(throughput_table(result))
         return
 
     overrides = parse_overrides(args.overrides)
