@@ -217,3 +217,31 @@ def test_faulty_files_are_skipped_and_listed_or_stop_the_run(tmp_path):
     keras.backend.clear_session()
     with pytest.raises(DatasetFaultError, match=r"(zero|text|cut)\.png"):
         train(get_task("classify"), _config(tmp_path, data, epochs=1, name="strict", strict=True))
+
+
+def test_validation_epochs_are_the_multiples_and_each_stage_end():
+    from visionkit.train.trainer import validation_epochs
+
+    assert validation_epochs(0, 5, None) == 1
+    assert validation_epochs(0, 5, 1) == 1
+    assert validation_epochs(0, 5, 2) == [2, 4, 5]
+    assert validation_epochs(5, 12, 3) == [6, 9, 12]
+    assert validation_epochs(5, 6, 4) == [6]
+
+
+def test_val_every_skips_validation_quietly_and_keeps_the_best_validated(tmp_path):
+    import warnings
+
+    data = _folder(tmp_path / "data")
+    config = _config(tmp_path, data, epochs=5, val_every=2, patience=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(get_task("classify"), config)
+    assert not [w for w in caught if "Early stopping conditioned" in str(w.message)]
+    with open(result.run.history, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    validated = [int(r["epoch"]) for r in rows if r.get("val_loss")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert validated == [1, 3, 4]  # epochs 2 and 4 (1-based), and the last one
+    assert result.run.model.exists()
+    assert json.loads(result.run.metrics.read_text())["num_examples"] == 7

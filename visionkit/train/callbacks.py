@@ -26,10 +26,24 @@ class EpochMetrics(keras.callbacks.Callback):
         self.compute = compute
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if logs is None:
+        if not validated(logs):
             return
         for name, value in self.compute(self.model).items():
             logs[f"val_{name}"] = float(value)
+
+
+def validated(logs) -> bool:
+    """Whether this epoch ran validation (``val_every`` > 1 skips it on most epochs)."""
+    return any(key.startswith("val_") for key in logs or {})
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' early stopping that waits quietly through epochs without validation, so
+    ``patience`` counts validations."""
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if validated(logs) or not self.monitor.startswith("val_"):
+            super().on_epoch_end(epoch, logs)
 
 
 class ModelEMA(keras.callbacks.Callback):
@@ -149,6 +163,8 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
+        if self.monitor not in logs and self.monitor.startswith("val_") and not validated(logs):
+            return  # an epoch without validation (val_every > 1)
         if self.monitor not in logs:
             from visionkit.config import ConfigError
 

@@ -132,6 +132,16 @@ def _best_so_far(run: Run, monitor: str, mode: str) -> float | None:
     return float(frame[monitor].max() if mode == "max" else frame[monitor].min())
 
 
+def validation_epochs(start: int, end: int, every: int | None) -> int | list[int]:
+    """Keras' ``validation_freq`` for a stage of epochs ``start+1 … end`` (1-based): every
+    epoch for ``every`` ≤ 1, else the multiples of ``every`` and the stage's last epoch (so
+    each stage ends on a validated, checkpoint-able model)."""
+    every = int(every or 1)
+    if every <= 1:
+        return 1
+    return [e for e in range(start + 1, end + 1) if e % every == 0 or e == end]
+
+
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -153,6 +163,7 @@ def check_settings(config: dict[str, Any]) -> None:
         positive(key)
     for key in ("head_epochs", "warmup_epochs", "patience", "weight_decay", "label_smoothing"):
         positive(key, allow_zero=True)
+    positive("val_every")
     if config.get("optimizer") not in (None, *OPTIMIZERS):
         raise ConfigError(f"optimizer={config['optimizer']}: use one of {', '.join(OPTIMIZERS)}")
     if config.get("precision") not in (None, *PRECISIONS):
@@ -244,7 +255,13 @@ def train(task, config: dict[str, Any]) -> RunResult:
 
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.prepare import cache_location, prepare_data
-    from visionkit.train.callbacks import BestCheckpoint, DataEpoch, HistoryLog, ModelEMA
+    from visionkit.train.callbacks import (
+        BestCheckpoint,
+        DataEpoch,
+        EarlyStopping,
+        HistoryLog,
+        ModelEMA,
+    )
     from visionkit.train.recipes import make_optimizer, plan_stages
 
     try:
@@ -371,9 +388,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
             callbacks.extend(task.callbacks(config, controls, stage))
             if int(config["patience"]) > 0:
                 callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor=monitor, mode=best.mode, patience=int(config["patience"])
-                    )
+                    EarlyStopping(monitor=monitor, mode=best.mode, patience=int(config["patience"]))
                 )
             print(
                 f"stage {stage.name}: epochs {stage.start + 1}-{stage.end}, peak lr {stage.lr:g}, trains {stage.trainable}"
@@ -381,6 +396,7 @@ def train(task, config: dict[str, Any]) -> RunResult:
             model.fit(
                 train_ds,
                 validation_data=val_ds,
+                validation_freq=validation_epochs(stage.start, stage.end, config.get("val_every")),
                 initial_epoch=stage.start,
                 epochs=stage.end,
                 callbacks=callbacks,
