@@ -95,3 +95,23 @@ def test_plots_are_written(tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 100
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_history_plot_joins_the_validated_epochs(tmp_path, monkeypatch):
+    """With val_every > 1 the val columns have gaps; the val curve is drawn through the
+    validated epochs instead of as isolated markers."""
+    import pandas as pd
+
+    from visionkit.evaluate import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    nan = float("nan")
+    history = pd.DataFrame(
+        {"epoch": [0, 1, 2, 3, 4], "loss": [5, 4, 3, 2, 1], "val_loss": [nan, 4.5, nan, 2.5, 2.0]}
+    )
+    plots.plot_history(history, tmp_path / "curves.png")
+    train_line, val_line = figures[0].axes[0].lines[:2]
+    assert list(train_line.get_xdata()) == [1, 2, 3, 4, 5]
+    assert list(val_line.get_xdata()) == [2, 4, 5]
+    assert list(val_line.get_ydata()) == [4.5, 2.5, 2.0]

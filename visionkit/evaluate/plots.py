@@ -23,7 +23,8 @@ def new_figure(*grid: int, figsize: tuple[float, float] | None = None, **kwargs)
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "training curves") -> Path:
-    """Loss and every metric per epoch, training beside validation (``val_`` columns).
+    """Loss and every metric per epoch, training beside validation (``val_`` columns; the
+    validated epochs joined when ``val_every`` > 1 left the others empty).
 
     ``history`` is a pandas DataFrame or a path to ``history.csv`` with an ``epoch`` column.
     Vertical lines mark stage changes when a ``stage`` column is present.
@@ -43,7 +44,8 @@ def plot_history(history, path: str | os.PathLike, title: str = "training curves
     for ax, name in zip(axes[0], metrics, strict=False):
         ax.plot(epochs, frame[name], marker="o", ms=3, label=f"train {name}")
         if f"val_{name}" in frame:
-            ax.plot(epochs, frame[f"val_{name}"], marker="o", ms=3, label=f"val {name}")
+            done = frame[f"val_{name}"].notna().to_numpy()  # val_every > 1 leaves gaps
+            ax.plot(epochs[done], frame[f"val_{name}"][done], marker="o", ms=3, label=f"val {name}")
         if "stage" in frame:
             stages = frame["stage"].astype(str).to_numpy()
             for c in np.flatnonzero(stages[1:] != stages[:-1]) + 1:
