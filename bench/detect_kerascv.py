@@ -580,22 +580,6 @@ def run_visionkit(seed: int, train_csv: Path, test, epochs: int, args, overrides
 
 
 # -- training throughput, paired rounds -----------------------------------------------------
-class StepClock:
-    """Keras callback: the time at the end of every training batch of a ``fit`` call."""
-
-    def __new__(cls):
-        import keras
-
-        class _Clock(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None) -> None:
-                self.ends: list[float] = []
-
-            def on_train_batch_end(self, batch: int, logs=None) -> None:
-                self.ends.append(time.perf_counter())
-
-        return _Clock()
-
-
 def forward_macs(model, imgsz: int) -> int:
     """Multiply-accumulates of one forward pass of a (1, imgsz, imgsz, 3) image: half the
     float operations TensorFlow's graph profiler counts in the frozen graph (convolutions,
@@ -659,6 +643,15 @@ def throughput(train_csv: Path, args, overrides) -> dict[str, Any]:
     )
     vk_ds = task.adapt_dataset(vk_pipe, vk_model).take(steps).cache()
     ema = ModelEMA() if config.get("ema") else None
+
+    class StepClock(keras.callbacks.Callback):
+        """The time at the end of every training batch of a ``fit`` call."""
+
+        def on_train_begin(self, logs=None) -> None:
+            self.ends: list[float] = []
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            self.ends.append(time.perf_counter())
 
     def rate(method: str) -> float:
         """Images/s from the end of the first step to the end of the last (no tracing, no

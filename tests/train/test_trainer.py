@@ -229,7 +229,7 @@ def test_validation_epochs_are_the_multiples_and_each_stage_end():
     assert validation_epochs(5, 6, 4) == [6]
 
 
-def test_val_every_skips_validation_quietly_and_keeps_the_best_validated(tmp_path):
+def test_val_every_validates_the_multiples_and_the_last_epoch_quietly(tmp_path):
     import warnings
 
     data = _folder(tmp_path / "data")

@@ -37,12 +37,17 @@ def validated(logs) -> bool:
     return any(key.startswith("val_") for key in logs or {})
 
 
+def waits_for_validation(monitor: str, logs) -> bool:
+    """A validation metric is monitored and this epoch did not validate."""
+    return monitor.startswith("val_") and not validated(logs)
+
+
 class EarlyStopping(keras.callbacks.EarlyStopping):
     """Keras' early stopping that waits quietly through epochs without validation, so
     ``patience`` counts validations."""
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if validated(logs) or not self.monitor.startswith("val_"):
+        if not waits_for_validation(self.monitor, logs):
             super().on_epoch_end(epoch, logs)
 
 
@@ -163,7 +168,7 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
-        if self.monitor not in logs and self.monitor.startswith("val_") and not validated(logs):
+        if waits_for_validation(self.monitor, logs):
             return  # an epoch without validation (val_every > 1)
         if self.monitor not in logs:
             from visionkit.config import ConfigError
