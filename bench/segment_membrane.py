@@ -18,7 +18,9 @@ validation split from train. ``--scratch`` adds the same model with ``weights=nu
 (every layer trained from the first epoch) for the same epochs, run after the pretrained
 one with the same seed.
 
-``key=value`` overrides apply to ``pipelines/segment_unet.yaml``.
+``key=value`` overrides apply to ``pipelines/segment_unet.yaml``. With ``refit=true`` the
+trainer merges its validation split back and trains on all 24 pairs for ``--epochs`` with
+no validation, keeping the last weights (choose the epochs on a validation run first).
 
 Writes ``bench/results/segment_<part>[tag].json`` and prints a markdown table.
 """
@@ -101,7 +103,9 @@ def main() -> None:
                     "variant": variant,
                     "run": str(result.run.dir),
                     "train_seconds": round(seconds, 1),
-                    "val": {k: val[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
+                    "val": {
+                        k: val[k] for k in ("miou", "pixel_accuracy", "per_class_iou") if k in val
+                    },
                     "test": {
                         k: test[k] for k in ("miou", "pixel_accuracy", "dice", "per_class_iou")
                     },
@@ -117,7 +121,7 @@ def main() -> None:
                     f"{test['miou']:.4f}",
                     f"{test['pixel_accuracy']:.4f}",
                     " / ".join(f"{v:.3f}" for v in shown) or f"{len(iou)} classes",
-                    f"{val['miou']:.4f}",
+                    f"{val['miou']:.4f}" if "miou" in val else "– (refit)",
                     f"{seconds / 60:.1f}",
                 ]
             )

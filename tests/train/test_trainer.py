@@ -245,3 +245,20 @@ def test_val_every_validates_the_multiples_and_the_last_epoch_quietly(tmp_path):
     assert validated == [1, 3, 4]  # epochs 2 and 4 (1-based), and the last one
     assert result.run.model.exists()
     assert json.loads(result.run.metrics.read_text())["num_examples"] == 7
+
+
+def test_refit_trains_on_training_and_validation_data_without_validating(tmp_path, capsys):
+    data = _folder(tmp_path / "data")
+    config = _config(tmp_path, data, refit=True, patience=3, test=str(data / "test"))
+    result = train(get_task("classify"), config)
+    out = capsys.readouterr().out
+    assert "refit: training on all 36 examples" in out  # 29 training + 7 validation
+    with open(result.run.history, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6  # patience is ignored: nothing to stop on
+    assert not [key for key in rows[0] if key.startswith("val_")]
+    metrics = json.loads(result.run.metrics.read_text())
+    assert metrics["train_examples"] == 36 and metrics["num_examples"] == 0
+    assert result.run.model.exists() and (result.run.dir / "curves.png").exists()
+    assert result.test_metrics["accuracy"] >= 11 / 12  # the held-out folder, scored once
+    assert "refit on 36 examples, no validation" in result.summary()

@@ -3,7 +3,7 @@ examples (or stop at the first with ``strict``), and note which files need PIL d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from visionkit.data.doctor import check_dataset
@@ -28,6 +28,21 @@ class PreparedData:
     @property
     def class_names(self) -> list[str]:
         return self.train.class_names
+
+    def refit_training(self) -> Dataset:
+        """The training and validation examples as one training set, for a final fit on all
+        the data once the recipe and epoch count were chosen on the validation split."""
+        if self.val.mask_value_map != self.train.mask_value_map:
+            from visionkit.data.errors import DataError
+
+            raise DataError(
+                "refit=true: the validation data stores its mask values differently from the "
+                f"training data ({self.val.mask_value_map} vs {self.train.mask_value_map}); "
+                "refit needs one mask format, or train without refit"
+            )
+        return replace(
+            self.train, examples=[*self.train.examples, *self.val.examples], split="train+val"
+        )
 
     def summary(self) -> str:
         line = f"data: {len(self.train)} training and {len(self.val)} validation examples, {len(self.class_names)} classes"

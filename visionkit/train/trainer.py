@@ -52,9 +52,14 @@ class RunResult:
                 f"({self.run.dir / 'test' / 'metrics.json'})"
             )
         pngs = ", ".join(sorted(p.name for p in self.run.dir.glob("*.png")))
+        scored = (
+            f"{split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples"
+        )
+        if self.config.get("refit"):
+            scored = f"refit on {self.metrics.get('train_examples')} examples, no validation"
         return (
             f"\nrun {self.run.dir} finished in {self.seconds:.0f} s\n"
-            f"  {split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples{test}\n"
+            f"  {scored}{test}\n"
             f"  model: {self.run.model}\n"
             f"  plots: {pngs}"
             + (
@@ -287,17 +292,25 @@ def train(task, config: dict[str, Any]) -> RunResult:
     _setup_numerics(config)
     try:
         data = prepare_data(config, task=task.name, progress=verbose > 0)
-        if len(data.train) == 0 or len(data.val) == 0:
+        refit = bool(config.get("refit"))
+        if len(data.train) == 0 or (len(data.val) == 0 and not refit):
             from visionkit.data.errors import DataError
 
             raise DataError(
                 f"{config['data']}: no usable training or validation examples (see data_faults.csv)"
             )
         print(data.summary())
+        training = data.refit_training() if refit else data.train
+        if refit:
+            print(
+                f"refit: training on all {len(training)} examples (training + validation) for "
+                f"{config['epochs']} epochs without validation; the last weights are the model"
+            )
         if dist.kind != "default":
             print(dist.describe())
         save_faults(run, data.faults)
-        check_monitor(config["monitor"], task.metric_names(len(data.class_names)))
+        if not refit:
+            check_monitor(config["monitor"], task.metric_names(len(data.class_names)))
         with dist.scope():
             model, info = task.build_model(config, data.class_names)
         global_batch = dist.global_batch(int(config["batch"]))
@@ -321,26 +334,28 @@ def train(task, config: dict[str, Any]) -> RunResult:
             needs_pil=data.needs_pil,
         )
         train_ds = build_pipeline(
-            data.train,
+            training,
             training=True,
             augment=config["augment"],
-            cache=cache_location(config["cache"], data.train, "train"),
+            cache=cache_location(config["cache"], training, "train"),
             # equal shares for every replica; one device keeps the last partial batch
-            drop_remainder=dist.distributed and len(data.train) >= global_batch,
-            **common,
-        )
-        val_ds = build_pipeline(
-            data.val,
-            training=False,
-            augment=False,
-            cache=cache_location(config["cache"], data.val, "val"),
+            drop_remainder=dist.distributed and len(training) >= global_batch,
             **common,
         )
         controls = train_ds.controls
-        epoch_metrics = task.epoch_metrics(config, val_ds)
-        train_ds, val_ds = task.adapt_dataset(train_ds, model), task.adapt_dataset(val_ds, model)
-        train_ds = task.weight_training_batches(train_ds, config)
-        train_ds, val_ds = shard_input(train_ds, dist), shard_input(val_ds, dist)
+        train_ds = task.weight_training_batches(task.adapt_dataset(train_ds, model), config)
+        train_ds = shard_input(train_ds, dist)
+        val_ds, epoch_metrics = None, []
+        if not refit:
+            val_ds = build_pipeline(
+                data.val,
+                training=False,
+                augment=False,
+                cache=cache_location(config["cache"], data.val, "val"),
+                **common,
+            )
+            epoch_metrics = task.epoch_metrics(config, val_ds)
+            val_ds = shard_input(task.adapt_dataset(val_ds, model), dist)
         steps = int(train_ds.cardinality())
 
         scale = bool(config["scale_lr"])
@@ -381,12 +396,12 @@ def train(task, config: dict[str, Any]) -> RunResult:
             callbacks += [
                 *epoch_metrics,
                 HistoryLog(run.history, stage.name),
-                best,
+                *([] if refit else [best]),
                 keras.callbacks.BackupAndRestore(str(run.state / f"backup_{stage.name}")),
                 keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
             ]
             callbacks.extend(task.callbacks(config, controls, stage))
-            if int(config["patience"]) > 0:
+            if int(config["patience"]) > 0 and not refit:
                 callbacks.append(
                     EarlyStopping(monitor=monitor, mode=best.mode, patience=int(config["patience"]))
                 )
@@ -396,7 +411,9 @@ def train(task, config: dict[str, Any]) -> RunResult:
             model.fit(
                 train_ds,
                 validation_data=val_ds,
-                validation_freq=validation_epochs(stage.start, stage.end, config.get("val_every")),
+                validation_freq=validation_epochs(stage.start, stage.end, config.get("val_every"))
+                if val_ds is not None
+                else 1,
                 initial_epoch=stage.start,
                 epochs=stage.end,
                 callbacks=callbacks,
@@ -418,10 +435,14 @@ def train(task, config: dict[str, Any]) -> RunResult:
                 f"folder {Path(config['out']) / str(config.get('name') or '')}"
             )
             return RunResult(run, {}, config, time.time() - started, chief=False)
-        best_model = load_model(run.model, compile=False)
-        metrics = task.validate(
-            best_model, data.val, config, run.dir, split="val", progress=verbose > 0
-        )
+        if refit:
+            metrics = {"split": "none (refit)", "num_examples": 0, "train_examples": len(training)}
+            write_json(run.metrics, metrics)
+        else:
+            best_model = load_model(run.model, compile=False)
+            metrics = task.validate(
+                best_model, data.val, config, run.dir, split="val", progress=verbose > 0
+            )
         if run.history.exists():
             from visionkit.evaluate.plots import plot_history
 
