@@ -22,6 +22,7 @@ from visionkit.train.losses import (
     pairwise_ciou,
     pairwise_giou,
     pairwise_iou,
+    trim_padding,
 )
 
 REG_MAX = 16
@@ -408,3 +409,26 @@ def test_yolov1_serialization_round_trip():
     loss = YoloV1Loss(IMG1, num_classes=C1, lambda_noobj=0.25)
     back = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(back, YoloV1Loss) and back.get_config() == loss.get_config()
+
+
+def test_trim_padding_keeps_the_real_boxes_and_leaves_the_loss_unchanged():
+    rng = np.random.default_rng(7)
+    packed = np.zeros((2, 40, 5), np.float32)
+    packed[..., 4] = -1
+    for b, count in ((0, 3), (1, 9)):
+        xy = rng.uniform(0, 30, (count, 2))
+        wh = rng.uniform(8, 30, (count, 2))
+        packed[b, :count, :4] = np.concatenate([xy, xy + wh], axis=1)
+        packed[b, :count, 4] = rng.integers(0, C, count)
+    packed[1, 4, 4] = -1  # a padding slot between real boxes is kept
+    trimmed = trim_padding(tf.constant(packed))
+    assert trimmed.shape == (2, 16, 5)  # 9 real slots, rounded up to 16
+    np.testing.assert_array_equal(trimmed.numpy(), packed[:, :16])
+    loss = _loss()
+    raw = tf.random.stateless_normal([2, 84, 4 * REG_MAX + C], seed=[8, 9])
+    full, cut = loss.components(tf.constant(packed), raw), loss.components(trimmed, raw)
+    for key in full:
+        assert float(cut[key]) == pytest.approx(float(full[key]), rel=1e-6), key
+    assert trim_padding(tf.constant(packed[:, :5])).shape == (2, 5, 5)  # never above M
+    empty = np.full((2, 40, 5), -1.0, np.float32)
+    assert trim_padding(tf.constant(empty)).shape == (2, 8, 5)

@@ -73,9 +73,11 @@ class DetectTask(Task):
     def adapt_dataset(self, dataset, model):
         import tensorflow as tf
 
-        from visionkit.train.losses import pack_targets
+        from visionkit.train.losses import pack_targets, trim_padding
 
-        return dataset.map(lambda x, y: (x, pack_targets(y)), num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.map(
+            lambda x, y: (x, trim_padding(pack_targets(y))), num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     # -- evaluation ----------------------------------------------------------------------
     def detections(

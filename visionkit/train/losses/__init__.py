@@ -20,6 +20,7 @@ from visionkit.train.losses.yolo_loss import (
     make_anchor_points,
     num_anchor_points,
     pack_targets,
+    trim_padding,
     unpack_targets,
 )
 from visionkit.train.losses.yolov1_loss import YoloV1Loss
@@ -40,5 +41,6 @@ __all__ = [
     "pairwise_ciou",
     "pairwise_giou",
     "pairwise_iou",
+    "trim_padding",
     "unpack_targets",
 ]

@@ -125,7 +125,11 @@ class TaskAlignedAssigner:
         # Top-k candidates per GT.
         k = tf.minimum(self.top_k, num_anchors)
         _, topk_idx = tf.math.top_k(metric, k=k)  # (B, M, k)
-        in_topk = tf.reduce_max(tf.one_hot(topk_idx, num_anchors, dtype=tf.float32), axis=-2)
+        # The (B, M, A) indicator of the top-k anchors, scattered (a one-hot would be B·M·k·A).
+        rows = tf.range(batch * num_gt, dtype=tf.int32)[:, None] * num_anchors
+        flat = tf.reshape(tf.reshape(topk_idx, [batch * num_gt, k]) + rows, [-1, 1])
+        in_topk = tf.scatter_nd(flat, tf.ones([batch * num_gt * k]), [batch * num_gt * num_anchors])
+        in_topk = tf.reshape(in_topk, [batch, num_gt, num_anchors])
         positive = in_topk * candidate_f  # (B, M, A)
 
         # An anchor claimed by several GTs goes to the GT with the highest overlap.

@@ -54,6 +54,7 @@ __all__ = [
     "make_anchor_points",
     "num_anchor_points",
     "pack_targets",
+    "trim_padding",
     "unpack_targets",
 ]
 
@@ -128,6 +129,21 @@ def pack_targets(targets: Mapping[str, tf.Tensor]) -> tf.Tensor:
     boxes = tf.cast(targets["boxes"], tf.float32)
     classes = tf.cast(targets["classes"], tf.float32)[..., None]
     return tf.concat([boxes, classes], axis=-1)
+
+
+def trim_padding(packed: tf.Tensor, multiple: int = 8) -> tf.Tensor:
+    """A batch of packed targets ``(B, M, 5)`` cut after its last real box (class ≥ 0),
+    rounded up to a multiple of ``multiple`` slots (at most ``M``).
+
+    The assigner's work grows with ``B · M · A``, and ``max_boxes`` pads every image to 100
+    slots where a batch may hold a handful of boxes; padding slots are never assigned, so the
+    loss is unchanged. Rounding keeps the number of distinct shapes (and traces) small.
+    """
+    slots = tf.shape(packed)[1]
+    real = packed[..., 4] >= 0
+    used = tf.reduce_max(tf.where(real, tf.range(1, slots + 1)[None, :], 0))
+    keep = tf.minimum(tf.maximum((used + multiple - 1) // multiple, 1) * multiple, slots)
+    return packed[:, :keep]
 
 
 def unpack_targets(y_true: Any) -> tuple[tf.Tensor, tf.Tensor]:
