@@ -42,8 +42,8 @@ evaluation with the best validation mAP@0.5:0.95 (visionkit's monitor).
 visionkit model: ``yolo_n`` (CSP-n backbone, from scratch, ``weights=None``) with
 ``pipelines/detect_yolo.yaml`` (``patience=0`` so that the whole budget is used; other
 overrides as ``key=value``). visionkit has no time budget key: a 3-epoch probe measures the
-first and the steady epoch time (with ``--budget wall``: training plus its per-epoch
-validation, which picks the checkpoint) and sets ``epochs`` so that the cosine schedule and
+first and the steady epoch time (with ``--budget wall``: training plus its validation,
+which picks the checkpoint, divided by N with ``val_every=N``) and sets ``epochs`` so that the cosine schedule and
 the closing of Mosaic end within ``--vk-fill`` of the budget; a guard stops a run that
 reaches the budget anyway (``stopped_by_budget``). Tested: the run's checkpoint (best
 validation mAP@0.5:0.95 of the moving-average weights, ``visionkit detect val model=RUN
@@ -510,13 +510,19 @@ def vk_train(config: dict[str, Any], budget_s: float, mode: str):
 
 def vk_probe(train_csv: Path, args, overrides) -> dict[str, Any]:
     """Epoch times of a 3-epoch run (wall, or training batches with ``--budget train``);
-    the ``epochs`` that fill ``--vk-fill`` of the budget."""
+    the ``epochs`` that fill ``--vk-fill`` of the budget. The probe validates every epoch;
+    with ``val_every=N`` a steady epoch is charged a validation's time divided by N."""
     config = base_config(train_csv, args.seeds[0], args, overrides)
-    config.update(epochs=3, name=f"kcvcmp_probe_{args.vk_model}_{args.imgsz}{args.tag}")
+    every = int(config.get("val_every") or 1)
+    config.update(
+        epochs=3, val_every=1, name=f"kcvcmp_probe_{args.vk_model}_{args.imgsz}{args.tag}"
+    )
     _, timer, _, _ = vk_train(config, budget_s=10**9, mode=args.budget)
     if args.budget == "wall":
         ends = [e["end_s"] for e in timer.epochs]
         first, steady = ends[0], (ends[-1] - ends[0]) / (len(ends) - 1)
+        validation = sum(e["after_batches_s"] for e in timer.epochs[1:]) / (len(ends) - 1)
+        steady -= validation * (1.0 - 1.0 / every)
     else:
         times = [e["train_s"] for e in timer.epochs]
         first, steady = times[0], sum(times[1:]) / (len(times) - 1)
