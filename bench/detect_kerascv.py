@@ -43,8 +43,8 @@ visionkit model: ``yolo_n`` (CSP-n backbone, from scratch, ``weights=None``) wit
 ``pipelines/detect_yolo.yaml`` (``patience=0`` so that the whole budget is used; other
 overrides as ``key=value``). visionkit has no time budget key: a 3-epoch probe measures the
 first and the steady epoch time (with ``--budget wall``: training plus its validation,
-which picks the checkpoint, divided by N with ``val_every=N``) and sets ``epochs`` so that the cosine schedule and
-the closing of Mosaic end within ``--vk-fill`` of the budget; a guard stops a run that
+which picks the checkpoint, divided by N with ``val_every=N``) and sets ``epochs`` so that
+the cosine schedule and the closing of Mosaic end within ``--vk-fill`` of the budget; a guard stops a run that
 reaches the budget anyway (``stopped_by_budget``). Tested: the run's checkpoint (best
 validation mAP@0.5:0.95 of the moving-average weights, ``visionkit detect val model=RUN
 data=test_labels.csv``) and the final moving-average weights.

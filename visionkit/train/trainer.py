@@ -53,10 +53,10 @@ class RunResult:
             )
         pngs = ", ".join(sorted(p.name for p in self.run.dir.glob("*.png")))
         scored = (
-            f"{split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples"
+            f"refit on {self.metrics.get('train_examples')} examples, no validation"
+            if self.config.get("refit")
+            else f"{split}: {numbers(self.metrics)} on {self.metrics.get('num_examples', '?')} examples"
         )
-        if self.config.get("refit"):
-            scored = f"refit on {self.metrics.get('train_examples')} examples, no validation"
         return (
             f"\nrun {self.run.dir} finished in {self.seconds:.0f} s\n"
             f"  {scored}{test}\n"
