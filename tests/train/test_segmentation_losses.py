@@ -1,5 +1,6 @@
 """Segmentation losses: perfect predictions, the ignore index, class weights, focal = CE at
-γ = 0, sigmoid outputs, serialization, and the U-Net weight map."""
+γ = 0, Lovász-softmax against its definition, sigmoid outputs, serialization, and the U-Net
+weight map."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from visionkit.train.losses_segmentation import (
     CombinedLoss,
     DiceLoss,
     FocalLoss,
+    LovaszSoftmaxLoss,
     SegmentationCrossEntropy,
     unet_weight_map,
 )
@@ -38,7 +40,7 @@ def _ce_reference(labels, probs, weights=None, ignore=255):
     return float((-np.log(p) * w[lab] * valid).sum() / valid.sum())
 
 
-ALL = [SegmentationCrossEntropy, DiceLoss, FocalLoss]
+ALL = [SegmentationCrossEntropy, DiceLoss, FocalLoss, LovaszSoftmaxLoss]
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -153,6 +155,69 @@ def test_float16_predictions_are_computed_in_float32():
     value = SegmentationCrossEntropy()(labels, probs.astype("float16"))
     assert keras.backend.standardize_dtype(value.dtype) == "float32"
     assert float(value) == pytest.approx(float(SegmentationCrossEntropy()(labels, probs)), rel=1e-3)
+
+
+def _lovasz_reference(labels, probs):
+    """The Lovász extension by its level-set definition (Lovász 1983; Berman et al. 2018,
+    eq. 8): with the errors sorted e_(1) ≥ … ≥ e_(n) and e_(n+1) = 0,
+    f(e) = Σ_k (e_(k) − e_(k+1)) · Δ(top k), Δ(S) = 1 − IoU_c when the pixels in S are
+    wrong; the mean over the classes present. Ignored pixels are dropped."""
+    valid = labels != 255
+    lab, p = labels[valid], probs[valid].astype("float64")
+    values = []
+    for c in range(p.shape[-1]):
+        gt = lab == c
+        if not gt.any():
+            continue
+        e = np.abs(gt - p[:, c])
+        order = np.argsort(-e, kind="stable")
+        e_sorted = np.r_[e[order], 0.0]
+        total = 0.0
+        for k in range(1, len(e) + 1):
+            wrong = np.zeros(len(e), bool)
+            wrong[order[:k]] = True
+            predicted = (gt & ~wrong) | (~gt & wrong)  # mistakes flip the prediction
+            iou = (gt & predicted).sum() / (gt | predicted).sum()
+            total += (e_sorted[k - 1] - e_sorted[k]) * (1.0 - iou)
+        values.append(total)
+    return float(np.mean(values))
+
+
+def test_lovasz_matches_its_level_set_definition_and_one_minus_iou_when_hard():
+    labels, probs = _random(9, shape=(2, 5, 6))
+    labels[1, 0, :4] = 255
+    labels[labels == 2] = 0  # class 2 absent: it does not count
+    got = float(LovaszSoftmaxLoss()(labels, probs))
+    assert got == pytest.approx(_lovasz_reference(labels, probs), rel=1e-5)
+    # On hard 0/1 predictions the extension equals the set function: mean of 1 − IoU_c.
+    hard = np.argmax(probs, -1)
+    valid = labels != 255
+    ious = [
+        ((hard == c) & (labels == c) & valid).sum() / (((hard == c) | (labels == c)) & valid).sum()
+        for c in (0, 1)
+    ]
+    expected = 1.0 - float(np.mean(ious))
+    assert float(LovaszSoftmaxLoss()(labels, _onehot(hard))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_lovasz_gradient_lowers_the_loss_zero_weights_drop_pixels_and_it_serializes():
+    import tensorflow as tf
+
+    labels, probs = _random(10)
+    logits = tf.Variable(np.log(probs))
+    loss = LovaszSoftmaxLoss()
+    with tf.GradientTape() as tape:
+        before = loss(labels, tf.nn.softmax(logits))
+    logits.assign_sub(0.5 * tape.gradient(before, logits))
+    assert float(loss(labels, tf.nn.softmax(logits))) < float(before)
+    weights = np.ones(labels.shape, "float32")
+    weights[0] = 0.0
+    masked = labels.copy()
+    masked[0] = 255
+    assert float(loss(labels, probs, weights)) == pytest.approx(float(loss(masked, probs)))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert isinstance(restored, LovaszSoftmaxLoss)
+    assert float(restored(labels, probs)) == float(loss(labels, probs))
 
 
 def test_combined_loss_and_serialization_round_trip():
@@ -288,6 +353,7 @@ def test_segmentation_loss_from_config_matches_the_terms():
         CombinedLoss,
         DiceLoss,
         FocalLoss,
+        LovaszSoftmaxLoss,
         SegmentationCrossEntropy,
         segmentation_loss,
     )
@@ -310,6 +376,9 @@ def test_segmentation_loss_from_config_matches_the_terms():
     np.testing.assert_allclose(
         float(focal(y_true, y_pred)), float(FocalLoss()(y_true, y_pred)), rtol=1e-6
     )
+    lovasz = float(LovaszSoftmaxLoss()(y_true, y_pred))
+    with_lovasz = segmentation_loss({"loss": "ce+2*lovasz"}, 3)
+    np.testing.assert_allclose(float(with_lovasz(y_true, y_pred)), ce + 2 * lovasz, rtol=1e-5)
     with pytest.raises(ConfigError, match="unknown term 'cee'"):
         segmentation_loss({"loss": "cee+dice"}, 3)
     with pytest.raises(ConfigError, match="not a number"):

@@ -1,6 +1,6 @@
 """Segmentation losses: cross-entropy with class weights and an ignore index, soft Dice
-(Milletari et al. 2016), focal (Lin et al. 2017) and a weighted sum of losses; plus the
-U-Net border weight map (Ronneberger et al. 2015, eq. 2).
+(Milletari et al. 2016), focal (Lin et al. 2017), Lovász-softmax (Berman et al. 2018) and
+a weighted sum of losses; plus the U-Net border weight map (Ronneberger et al. 2015, eq. 2).
 
 Conventions shared by every loss here:
 
@@ -241,6 +241,59 @@ class DiceLoss(_SegmentationLoss):
         }
 
 
+def _lovasz_gradient(gt_sorted):
+    """The Lovász extension's gradient of the Jaccard loss at a sorted 0/1 vector (N,):
+    g_i = J(i) − J(i − 1) with J(i) = 1 − |intersection| / |union| of the first i errors
+    (Berman et al. 2018, Alg. 1)."""
+    total = ops.sum(gt_sorted)
+    intersection = total - ops.cumsum(gt_sorted)
+    union = total + ops.cumsum(1.0 - gt_sorted)
+    jaccard = 1.0 - intersection / ops.maximum(union, 1.0)
+    return ops.concatenate([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LovaszSoftmaxLoss(_SegmentationLoss):
+    """Lovász-softmax loss (Berman, Rannen Triki & Blaschko 2018, "The Lovász-Softmax
+    loss: a tractable surrogate for the optimization of the intersection-over-union measure
+    in neural networks"): for each class c, the pixel errors e_i = |[y_i = c] − p_c(i)| are
+    sorted in decreasing order and dotted with the gradient of the Lovász extension of the
+    Jaccard loss 1 − IoU_c; the result is the mean over the classes present in the batch's
+    ground truth (the paper's ``classes="present"``). It is the convex surrogate whose value
+    equals 1 − IoU_c on hard 0/1 predictions, so it optimises IoU directly; the paper
+    fine-tunes with it after cross-entropy, or adds it to cross-entropy.
+
+    The IoU is taken over all pixels of the batch, as mIoU over a dataset is (the paper's
+    ``per_image=False``). Ignored pixels (``ignore_index``) and pixels whose
+    ``sample_weight`` is 0 are left out; other weights only mark pixels in or out (the
+    Jaccard index has no per-pixel weights). Cost: one sort of the batch's B·H·W errors
+    per class.
+    """
+
+    def __init__(self, ignore_index: int | None = 255, name: str = "lovasz_softmax_loss", **kwargs):
+        super().__init__(ignore_index=ignore_index, name=name, **kwargs)
+
+    def compute(self, y_true, y_pred, sample_weight=None):
+        labels, valid, probs = _labels_and_probs(y_true, y_pred, self.ignore_index)
+        num_classes = probs.shape[-1]
+        valid = ops.cast(_pixel_weights(sample_weight, valid) > 0, "float32")
+        onehot = ops.one_hot(labels, num_classes, dtype="float32") * valid[..., None]
+        # Ignored pixels get error 0 and ground truth 0: they sort last and change neither
+        # the value nor the gradient of the pixels before them.
+        errors = ops.abs(onehot - probs) * valid[..., None]
+        errors = ops.reshape(errors, (-1, num_classes))
+        onehot = ops.reshape(onehot, (-1, num_classes))
+        total, count = 0.0, 0.0
+        for c in range(num_classes):
+            order = ops.argsort(-errors[:, c])
+            gt_sorted = ops.take(onehot[:, c], order)
+            gradient = ops.stop_gradient(_lovasz_gradient(gt_sorted))
+            present = ops.cast(ops.sum(onehot[:, c]) > 0, "float32")
+            total = total + present * ops.sum(ops.take(errors[:, c], order) * gradient)
+            count = count + present
+        return _safe_mean(total, count)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CombinedLoss(keras.losses.Loss):
     """Weighted sum Σ wᵢ · lossᵢ, e.g. ``CombinedLoss([(SegmentationCrossEntropy(), 1.0),
@@ -355,12 +408,12 @@ def border_weight_maps(masks: np.ndarray, *, w0: float, sigma: float = 5.0) -> n
     return np.stack([unet_weight_map(m, w0=w0, sigma=sigma, class_balance=False) for m in masks])
 
 
-LOSS_TERMS = ("ce", "dice", "focal")
+LOSS_TERMS = ("ce", "dice", "focal", "lovasz")
 
 
 def segmentation_loss(config: dict, num_classes: int) -> keras.losses.Loss:
     """The training loss of a segmentation run from ``config["loss"]``: terms ``ce``,
-    ``dice`` and ``focal`` joined by ``+``, each with an optional weight (``ce+0.5*dice``);
+    ``dice``, ``focal`` and ``lovasz`` joined by ``+``, each with an optional weight (``ce+0.5*dice``);
     ``auto`` is ``ce+dice``. ``config["class_weights"]`` (one per class) weighs the
     cross-entropy and focal terms. Every term ignores label 255."""
     from visionkit.config import ConfigError
@@ -388,6 +441,8 @@ def segmentation_loss(config: dict, num_classes: int) -> keras.losses.Loss:
             term = SegmentationCrossEntropy(class_weights=class_weights)
         elif name == "focal":
             term = FocalLoss(alpha=class_weights)
+        elif name == "lovasz":
+            term = LovaszSoftmaxLoss()
         else:
             term = DiceLoss()
         terms.append((term, factor))
