@@ -187,3 +187,21 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path):
     for key in ("loss", "val_loss"):
         assert len(histories[0][key]) == 2
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
+
+
+def test_each_stage_traces_its_training_step_once(tmp_path, monkeypatch):
+    """The optimizer is built before ``fit``: built inside the first traced step instead,
+    its new variables make TensorFlow trace the whole step twice (seconds per stage)."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces = []
+    original = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traces.append(self.name)
+        return original(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    data = _folder(tmp_path / "data", per_class=6)
+    train(get_task("classify"), _config(tmp_path, data, epochs=2))
+    assert len(traces) == 1

@@ -388,6 +388,9 @@ def train(task, config: dict[str, Any]) -> RunResult:
                     steps_per_execution=int(config["steps_per_execution"]),
                     **task.compile_args(config, len(data.class_names)),
                 )
+                # Left to fit, the optimizer's slots are created inside the first traced
+                # step, and TensorFlow then traces the whole step a second time.
+                model.optimizer.build(model.trainable_variables)
             prepare_model(model, dist, train_ds.element_spec)
             callbacks = [DataEpoch(controls)]
             if ema is not None:
