@@ -130,6 +130,7 @@ def make_run(root: Path, task: str, model_name: str, options: dict, epochs: int)
         pipeline = ClassifyTask().adapt_dataset(pipeline, model)  # grey for LeNet-5
         loss = "categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss)
+    model.optimizer.build(model.trainable_variables)  # one trace of the step, not two
     model.fit(pipeline, epochs=epochs, verbose=0, shuffle=False)
     run = root / "run"
     run.mkdir()

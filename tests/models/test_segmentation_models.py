@@ -179,6 +179,7 @@ def test_a_few_steps_lower_the_combined_loss(name, kwargs, channels):
     model = create_model(name, num_classes=2, input_shape=(32, 32, channels), **kwargs)
     loss = CombinedLoss([(SegmentationCrossEntropy(), 1.0), (DiceLoss(), 1.0)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    model.optimizer.build(model.trainable_variables)  # one trace of the step, not two
     # training=True: batch statistics, since 8 steps barely move BatchNorm's moving averages.
     before = float(loss(masks, model(images, training=True)))
     model.fit(images, masks, batch_size=4, epochs=8, verbose=0)
