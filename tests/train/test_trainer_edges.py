@@ -189,7 +189,7 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path):
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
 
 
-def test_each_stage_traces_its_training_step_once(tmp_path, monkeypatch):
+def test_a_training_stage_traces_its_step_once(tmp_path, monkeypatch):
     """The optimizer is built before ``fit``: built inside the first traced step instead,
     its new variables make TensorFlow trace the whole step twice (seconds per stage)."""
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer

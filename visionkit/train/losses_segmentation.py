@@ -413,9 +413,9 @@ LOSS_TERMS = ("ce", "dice", "focal", "lovasz")
 
 def segmentation_loss(config: dict, num_classes: int) -> keras.losses.Loss:
     """The training loss of a segmentation run from ``config["loss"]``: terms ``ce``,
-    ``dice``, ``focal`` and ``lovasz`` joined by ``+``, each with an optional weight (``ce+0.5*dice``);
-    ``auto`` is ``ce+dice``. ``config["class_weights"]`` (one per class) weighs the
-    cross-entropy and focal terms. Every term ignores label 255."""
+    ``dice``, ``focal`` and ``lovasz`` joined by ``+``, each with an optional weight
+    (``ce+0.5*dice``); ``auto`` is ``ce+dice``. ``config["class_weights"]`` (one per class)
+    weighs the cross-entropy and focal terms. Every term ignores label 255."""
     from visionkit.config import ConfigError
 
     spec = str(config.get("loss") or "auto").replace(" ", "")
