@@ -205,3 +205,26 @@ def test_a_training_stage_traces_its_step_once(tmp_path, monkeypatch):
     data = _folder(tmp_path / "data", per_class=6)
     train(get_task("classify"), _config(tmp_path, data, epochs=2))
     assert len(traces) == 1
+
+
+def test_ema_keys_reach_the_average_and_bad_values_are_refused(tmp_path, monkeypatch):
+    made = []
+
+    class Recorded(vk_callbacks.ModelEMA):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(vk_callbacks, "ModelEMA", Recorded)
+    data = _folder(tmp_path / "data", per_class=6)
+    config = _config(tmp_path, data, model="lenet5", ema=True, ema_decay=0.9, ema_tau=5)
+    train(get_task("classify"), config)
+    assert [(e.decay, e.tau) for e in made] == [(0.9, 5.0)]
+    assert made[0].updates > 0
+    for key, value, match in (
+        ("ema_decay", 1.0, "strictly between 0 and 1"),
+        ("ema_tau", 0.0, "> 0"),
+    ):
+        bad = _config(tmp_path, data, model="lenet5", ema=True, **{key: value})
+        with pytest.raises(ConfigError, match=f"{key}={value}: must.*{match}"):
+            train(get_task("classify"), bad)

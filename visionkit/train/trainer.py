@@ -169,6 +169,10 @@ def check_settings(config: dict[str, Any]) -> None:
     for key in ("head_epochs", "warmup_epochs", "patience", "weight_decay", "label_smoothing"):
         positive(key, allow_zero=True)
     positive("val_every")
+    positive("ema_tau")
+    decay = config.get("ema_decay")
+    if decay is not None and not 0 < decay < 1:
+        raise ConfigError(f"ema_decay={decay}: must lie strictly between 0 and 1 (e.g. 0.9999)")
     if config.get("optimizer") not in (None, *OPTIMIZERS):
         raise ConfigError(f"optimizer={config['optimizer']}: use one of {', '.join(OPTIMIZERS)}")
     if config.get("precision") not in (None, *PRECISIONS):
@@ -377,7 +381,11 @@ def train(task, config: dict[str, Any]) -> RunResult:
         if best.best is None:
             best.best = float("-inf") if best.mode == "max" else float("inf")
 
-        ema = ModelEMA() if config.get("ema") else None
+        ema = (
+            ModelEMA(decay=float(config["ema_decay"]), tau=float(config["ema_tau"]))
+            if config.get("ema")
+            else None
+        )
         for stage in stages:
             if stage in done:
                 continue
