@@ -397,3 +397,35 @@ def test_colour_matrix_identity_and_grey_preserved():
     m, t = colour_matrix(1.0, 1.0, 0.0, 0.1, tf.constant(80.0))
     px = tf.constant([[200.0, 30.0, 60.0]]) @ m + t
     assert np.ptp(px.numpy()) < 1e-3
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rotate90_is_lossless_and_boxes_follow(k):
+    s = paint(48, 64, RECTS_48)
+    out = geo.rotate90(s, k)
+    expected = np.rot90(s["image"].numpy(), k)
+    np.testing.assert_array_equal(out["image"].numpy(), expected)
+    np.testing.assert_array_equal(out["mask"].numpy(), np.rot90(s["mask"].numpy(), k))
+    check_follows(out, rect_areas(RECTS_48), max_scale=1.0)
+    back = geo.rotate90(out, 4 - k)
+    for key in ("image", "mask", "boxes"):
+        np.testing.assert_array_equal(back[key].numpy(), s[key].numpy())
+
+
+def test_rotate90_box_exact():
+    # counter-clockwise in a 64-wide image: (x, y) -> (y, 64 - x)
+    out = geo.rotate90(paint(64, 64, {1: (8, 20, 30, 44)}), 1)
+    np.testing.assert_array_equal(out["boxes"].numpy(), [[20, 34, 44, 56]])
+
+
+def test_random_rot90_turns_by_each_quarter_and_prob_zero_keeps():
+    s = paint(64, 64, RECTS)
+    turns = set()
+    for i in range(12):
+        out = geo.random_rot90(s, seed(i), prob=1.0)["image"].numpy()
+        k = [q for q in (1, 2, 3) if np.array_equal(out, np.rot90(s["image"].numpy(), q))]
+        assert len(k) == 1, "prob=1 must turn by exactly one of 90°, 180°, 270°"
+        turns.add(k[0])
+    assert turns == {1, 2, 3}
+    kept = geo.random_rot90(s, seed(0), prob=0.0)
+    np.testing.assert_array_equal(kept["image"].numpy(), s["image"].numpy())

@@ -220,3 +220,27 @@ def test_keras_fit_advances_epochs():
     model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
     model.fit(ds, epochs=3, verbose=0, shuffle=False)
     assert int(ds.controls.epoch.numpy()) == 3
+
+
+def test_segment_rot90_turns_image_and_mask_together():
+    from visionkit.data.augment import AugmentConfig
+
+    def run(prob: float):
+        cfg = AugmentConfig.off().replace(rot90_prob=prob)
+        pipeline = build_pipeline(
+            dataset("segment"), imgsz=S, batch=6, training=True, seed=3, augment=cfg
+        )
+        return batches(pipeline)[0]
+
+    (still_x, still_m), (turned_x, turned_m) = run(0.0), run(1.0)
+    for i in range(len(still_x)):
+        ks = [k for k in (1, 2, 3) if np.array_equal(turned_x[i], np.rot90(still_x[i], k))]
+        assert len(ks) == 1, f"example {i} is not a quarter turn of its unturned self"
+        np.testing.assert_array_equal(turned_m[i], np.rot90(still_m[i], ks[0]))
+
+
+def test_rot90_needs_a_square_size():
+    with pytest.raises(ValueError, match=r"rot90_prob=0\.5 .* needs a square imgsz"):
+        build_pipeline(
+            dataset("classify"), imgsz=(S, 24), batch=2, training=True, augment={"rot90_prob": 0.5}
+        )

@@ -336,6 +336,7 @@ class _Augmenter:
             else:
                 s = self._fit(s)
             s = geo.random_flip(s, sd[1], c.flip_prob)
+            s = geo.random_rot90(s, sd[9], c.rot90_prob)
             if c.randaugment_ops > 0:
                 s["image"] = rand_augment(
                     s["image"], sd[2], c.randaugment_ops, c.randaugment_magnitude
@@ -359,6 +360,7 @@ class _Augmenter:
             s = geo.random_rotate(s, sd[2], c.rotate_degrees, c.rotate_prob, c.pad_value)
             s = geo.random_elastic(s, sd[8], c.elastic_prob, c.elastic_sigma, c.elastic_grid)
             s = geo.random_flip(s, sd[3], c.flip_prob)
+            s = geo.random_rot90(s, sd[9], c.rot90_prob)
         if self.training:
             s["image"] = colour_jitter(
                 s["image"], sd[4], c.brightness, c.contrast, c.saturation, c.hue, c.colour_prob
@@ -461,6 +463,11 @@ def build_pipeline(
     square_needed = letterbox or (training and task != "classify")
     if square_needed and size[0] != size[1]:
         raise ValueError(f"imgsz must be square for letterbox/{task} training, got {size}")
+    if training and cfg.rot90_prob > 0 and size[0] != size[1]:
+        raise ValueError(
+            f"augment rot90_prob={cfg.rot90_prob} turns images by 90°, which needs a square "
+            f"imgsz, got {size}; use a square imgsz or rot90_prob: 0"
+        )
     controls = controls or PipelineControls(cfg.mosaic_prob, cfg.mixup_prob)
     if mask_value_map is None:
         mask_value_map = getattr(

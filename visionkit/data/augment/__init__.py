@@ -30,6 +30,9 @@ class AugmentConfig:
         classify: ``crop_prob > 0`` turns on RandomResizedCrop with area fraction
         ``crop_area`` and aspect ``crop_ratio``, Szegedy et al. 2015).
       rotate_prob, rotate_degrees: rotation by U(−deg, deg) (image fill 0, mask 255).
+      rot90_prob (classify, segment; square sizes): rotation by 90°, 180° or 270°,
+        lossless (no resampling, no fill); with the flip, all 8 symmetries of the square,
+        for data with no "up" (microscopy, aerial images).
       elastic_prob, elastic_sigma, elastic_grid (segment): the U-Net paper's elastic
         deformation, a ``grid`` × ``grid`` lattice of Gaussian displacements (std
         ``sigma`` pixels) interpolated bicubically.
@@ -54,6 +57,7 @@ class AugmentConfig:
     crop_ratio: tuple[float, float] = (0.5, 2.0)
     rotate_prob: float = 0.0
     rotate_degrees: float = 0.0
+    rot90_prob: float = 0.0
     elastic_prob: float = 0.0
     elastic_sigma: float = 10.0
     elastic_grid: int = 3

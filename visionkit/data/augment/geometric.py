@@ -117,6 +117,34 @@ def random_flip(sample: Sample, seed: tf.Tensor, prob: float = 0.5) -> Sample:
     return tf.cond(uniform(seed) < prob, lambda: flip_left_right(sample), lambda: dict(sample))
 
 
+def rotate90(sample: Sample, k: int) -> Sample:
+    """Rotate by k × 90° counter-clockwise (``tf.image.rot90``): lossless, no resampling.
+    A pixel at (x, y) of a W-wide image moves to (y, W − x) per quarter turn; height and
+    width swap for odd k."""
+    out = dict(sample)
+    for _ in range(k % 4):
+        w = tf.cast(tf.shape(out["image"])[1], tf.float32)
+        turned = _with(out, image=tf.image.rot90(out["image"]))
+        if "mask" in out:
+            turned["mask"] = tf.image.rot90(out["mask"][..., None])[..., 0]
+        if "boxes" in out:
+            b = out["boxes"]
+            turned["boxes"] = tf.stack([b[:, 1], w - b[:, 2], b[:, 3], w - b[:, 0]], axis=1)
+        out = turned
+    return out
+
+
+def random_rot90(sample: Sample, seed: tf.Tensor, prob: float = 0.0) -> Sample:
+    """With probability ``prob`` rotate by 90°, 180° or 270° (equally likely). With the
+    horizontal flip this reaches all 8 symmetries of the square; for square images."""
+    if prob <= 0:
+        return sample
+    s_apply, s_k = split_seed(seed, 2)
+    k = tf.random.stateless_uniform([], s_k, 1, 4, dtype=tf.int32)
+    turned = tf.switch_case(k - 1, [lambda q=q: rotate90(sample, q) for q in (1, 2, 3)])
+    return tf.cond(uniform(s_apply) < prob, lambda: turned, lambda: dict(sample))
+
+
 # ------------------------------------------------------------ resize / place
 
 
