@@ -228,3 +228,23 @@ def test_ema_keys_reach_the_average_and_bad_values_are_refused(tmp_path, monkeyp
         bad = _config(tmp_path, data, model="lenet5", ema=True, **{key: value})
         with pytest.raises(ConfigError, match=f"{key}={value}: must.*{match}"):
             train(get_task("classify"), bad)
+
+
+def test_resuming_a_run_saved_before_a_key_existed_uses_the_keys_default(tmp_path):
+    """A run folder written by an older visionkit lacks keys added since (here ema_decay
+    and ema_tau); resuming it fills them with their defaults instead of failing."""
+    import yaml
+
+    from visionkit.cfg import defaults
+    from visionkit.train.runs import Run
+    from visionkit.train.trainer import _resumed_config
+
+    folder = tmp_path / "old_run"
+    folder.mkdir()
+    saved = {k: v for k, v in defaults().items() if k not in ("ema_decay", "ema_tau")}
+    saved.update(task="detect", mode="train", ema=True, epochs=7)
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    config = _resumed_config(Run(folder), {"epochs": 7})
+    assert config["ema_decay"] == defaults()["ema_decay"]
+    assert config["ema_tau"] == defaults()["ema_tau"]
+    assert config["epochs"] == 7 and config["ema"] is True and config["resume"] is True

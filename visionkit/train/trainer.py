@@ -118,7 +118,9 @@ def _resumed_config(run: Run, config: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(f'{k}={config[k]!r} (run: {saved.get(k)!r})' for k in changed)}. "
             "Drop them, or start a new run from its weights with model={run.dir}."
         )
-    return {**saved, **{k: config[k] for k in RESUME_CHANGEABLE if k in config}, "resume": True}
+    # keys added to visionkit since the run was saved take their defaults
+    resumed = {**base, **saved, **{k: config[k] for k in RESUME_CHANGEABLE if k in config}}
+    return {**resumed, "resume": True}
 
 
 def _progress(run: Run) -> dict[str, Any]:

@@ -140,9 +140,12 @@ def random_rot90(sample: Sample, seed: tf.Tensor, prob: float = 0.0) -> Sample:
     if prob <= 0:
         return sample
     s_apply, s_k = split_seed(seed, 2)
-    k = tf.random.stateless_uniform([], s_k, 1, 4, dtype=tf.int32)
-    turned = tf.switch_case(k - 1, [lambda q=q: rotate90(sample, q) for q in (1, 2, 3)])
-    return tf.cond(uniform(s_apply) < prob, lambda: turned, lambda: dict(sample))
+
+    def turned() -> Sample:
+        k = tf.random.stateless_uniform([], s_k, 1, 4, dtype=tf.int32)
+        return tf.switch_case(k - 1, [lambda q=q: rotate90(sample, q) for q in (1, 2, 3)])
+
+    return tf.cond(uniform(s_apply) < prob, turned, lambda: dict(sample))
 
 
 # ------------------------------------------------------------ resize / place
