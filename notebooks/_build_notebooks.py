@@ -1439,7 +1439,7 @@ NB04 = [
 
         from visionkit import api as vk
         from visionkit.data.synthetic import resolve_builtin
-        """
+        """,
     ),
     md(
         """
