@@ -119,8 +119,8 @@ def _resumed_config(run: Run, config: dict[str, Any]) -> dict[str, Any]:
             "Drop them, or start a new run from its weights with model={run.dir}."
         )
     # keys added to visionkit since the run was saved take their defaults
-    resumed = {**base, **saved, **{k: config[k] for k in RESUME_CHANGEABLE if k in config}}
-    return {**resumed, "resume": True}
+    changes = {k: config[k] for k in RESUME_CHANGEABLE if k in config}
+    return {**base, **saved, **changes, "resume": True}
 
 
 def _progress(run: Run) -> dict[str, Any]:
