@@ -90,14 +90,28 @@ def compiled_forward(model, *, fold: bool = False):
     return forward
 
 
-def flip_averaged(forward):
+TTA_SYMMETRIES = ("hflip", "vflip", "transpose")
+
+
+def flip_averaged(forward, symmetries: tuple[str, ...] = TTA_SYMMETRIES):
     """Test-time augmentation for dense outputs: ``forward`` maps (B, H, W, 3) images to
-    (B, H, W, C) probabilities; the result averages its outputs over the image as given,
-    flipped left-right, flipped up-down and both, each flipped back before averaging; on
-    square inputs also over the four transposed versions (the 8 symmetries of the square).
-    Costs 4× (8× when square) the forward passes; the class probabilities stay normalised.
+    (B, H, W, C) probabilities; the result averages its outputs over the image as given
+    and every combination of the named ``symmetries`` (``hflip`` left-right, ``vflip``
+    up-down, ``transpose`` rows and columns swapped, square inputs only), each undone
+    before averaging. All three: the 8 symmetries of the square (the 4 flips on oblong
+    inputs), 8× (4×) the forward passes; ``("hflip",)``: 2×. The class probabilities stay
+    normalised. Average only over symmetries the model was trained to respect: a model
+    trained with left-right flips and rotations up to 90° gains from ``hflip`` and loses
+    from ``vflip`` on the membrane benchmark (docs/benchmarks.md).
     """
     import tensorflow as tf
+
+    unknown = sorted(set(symmetries) - set(TTA_SYMMETRIES))
+    if unknown:
+        raise ValueError(f"unknown symmetries {unknown}: use {', '.join(TTA_SYMMETRIES)}")
+
+    def choices(name: str) -> tuple[bool, ...]:
+        return (False, True) if name in symmetries else (False,)
 
     def flip(x, lr: bool, ud: bool):  # each flip is its own inverse; the two commute
         x = tf.reverse(x, axis=[2]) if lr else x
@@ -116,9 +130,9 @@ def flip_averaged(forward):
         square = images.shape[1] is not None and images.shape[1] == images.shape[2]
         outputs = [
             undone(images, tr, lr, ud)
-            for tr in ((False, True) if square else (False,))
-            for lr in (False, True)
-            for ud in (False, True)
+            for tr in (choices("transpose") if square else (False,))
+            for lr in choices("hflip")
+            for ud in choices("vflip")
         ]
         return tf.add_n(outputs) / float(len(outputs))
 

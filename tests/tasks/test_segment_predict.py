@@ -184,7 +184,9 @@ def test_slide_predicts_large_images_at_native_size(run, photos, tmp_path, capsy
 
 
 @pytest.mark.parametrize(
-    "slide,tta", [(False, False), (True, False), (True, True)], ids=["resized", "sliding", "tta"]
+    "slide,tta",
+    [(False, False), (True, False), (True, True), (False, "hflip")],
+    ids=["resized", "sliding", "tta", "tta-hflip"],
 )
 def test_val_scores_and_worst_images_agree_with_predict(run, tmp_path, slide, tta, monkeypatch):
     """Per-image scores of val equal the scores of predict's masks (the same computation,

@@ -12,7 +12,8 @@ and a CSV of class fractions. Both val and predict take ``slide=true``: images l
 the model's input are then predicted at native resolution by overlapping windows
 (``visionkit.sliding_window``); otherwise each image is resized to the model's input and
 the probabilities back to the image's size. ``tta=true`` averages the probabilities over
-the flips of each image (and its transposes when square; 4× or 8× the compute).
+the flips of each image (and its transposes when square; 4× or 8× the compute);
+``tta=hflip`` (or any comma-separated subset of ``hflip,vflip,transpose``) over those only.
 """
 
 from __future__ import annotations
@@ -289,12 +290,32 @@ class SegmentTask(Task):
 
 
 def segment_forward(model, config: dict[str, Any]):
-    """The forward pass of segment val/predict: BatchNorm folded, and averaged over flips
-    (``visionkit.predict.flip_averaged``) with ``tta=true``."""
+    """The forward pass of segment val/predict: BatchNorm folded, and averaged over the
+    symmetries ``tta`` names (``visionkit.predict.flip_averaged``)."""
     from visionkit.predict import compiled_forward, flip_averaged
 
+    symmetries = tta_symmetries(config.get("tta"))
     forward = compiled_forward(model, fold=True)
-    return flip_averaged(forward) if config.get("tta") else forward
+    return flip_averaged(forward, symmetries) if symmetries else forward
+
+
+def tta_symmetries(value: bool | str | None) -> tuple[str, ...]:
+    """The ``tta`` setting as the symmetries to average over: false none, true all of
+    ``hflip, vflip, transpose``, or a comma-separated subset such as ``hflip``."""
+    from visionkit.predict import TTA_SYMMETRIES
+
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return TTA_SYMMETRIES
+    names = tuple(name.strip() for name in str(value).split(",") if name.strip())
+    unknown = [name for name in names if name not in TTA_SYMMETRIES]
+    if unknown or not names:
+        raise ConfigError(
+            f"tta={value}: use true, false or a comma-separated list of "
+            f"{', '.join(TTA_SYMMETRIES)} (e.g. tta=hflip)"
+        )
+    return names
 
 
 def predict_masks(
