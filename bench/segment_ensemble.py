@@ -102,10 +102,10 @@ def main() -> None:
     for tta in ["false", *args.tta]:
         symmetries = tta_symmetries(coerce("tta", tta))
         for name, members in variants:
+            members = [flip_averaged(f, symmetries) if symmetries else f for f in members]
 
-            def forward(x, members=members, symmetries=symmetries):
-                parts = [flip_averaged(f, symmetries)(x) if symmetries else f(x) for f in members]
-                return sum(parts) / len(parts)
+            def forward(x, members=members):
+                return sum(f(x) for f in members) / len(members)
 
             m = score(forward, images, masks)
             iou = m["per_class_iou"]
