@@ -53,6 +53,24 @@ def validation_folder(train_dir: Path, seed: int, dest: Path) -> Path:
     return dest
 
 
+def membrane_pairs(data: str, split: str, seed: int = 0) -> tuple[list, list]:
+    """Images (H, W, 3) and class-id masks (H, W) of the held-out pairs (``split="test"``)
+    or of the validation split the trainer carves with ``seed`` (``"val"``), read as
+    ``visionkit segment val`` reads them (0/255 labels become {0, 1})."""
+    from visionkit.data.loader import load_dataset
+    from visionkit.tasks.segment import _example_image, _example_mask, _mask_table
+
+    with tempfile.TemporaryDirectory(prefix="vk_membrane_") as tmp:
+        train_dir, folder = split_membrane(C.data_root(data) / "membrane", Path(tmp))
+        if split == "val":
+            folder = validation_folder(train_dir, seed, Path(tmp) / "val")
+        dataset = load_dataset(str(folder), task="segment")
+        images = [_example_image(e) for e in dataset.examples]
+        table = _mask_table(getattr(dataset, "mask_value_map", None))
+        masks = [_example_mask(e, table) for e in dataset.examples]
+    return images, masks
+
+
 def score(forward, images, masks) -> dict:
     from visionkit.evaluate.segmentation import SegmentationMetrics
     from visionkit.tasks.segment import predict_masks
@@ -76,22 +94,13 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     from visionkit.cfg import coerce
-    from visionkit.data.loader import load_dataset
     from visionkit.models.saving import load_model
     from visionkit.predict import compiled_forward, flip_averaged
-    from visionkit.tasks.segment import _example_image, _example_mask, _mask_table, tta_symmetries
+    from visionkit.tasks.segment import tta_symmetries
 
     runs = [run_folder(name) for name in args.runs]
     started, cond = time.time(), C.conditions()
-    with tempfile.TemporaryDirectory(prefix="vk_ensemble_") as tmp:
-        train_dir, test_dir = split_membrane(C.data_root(args.data) / "membrane", Path(tmp))
-        folder = test_dir
-        if args.split == "val":
-            folder = validation_folder(train_dir, args.seed, Path(tmp) / "val")
-        dataset = load_dataset(str(folder), task="segment")
-        images = [_example_image(e) for e in dataset.examples]
-        table = _mask_table(getattr(dataset, "mask_value_map", None))  # 0/255 -> {0, 1}
-        masks = [_example_mask(e, table) for e in dataset.examples]
+    images, masks = membrane_pairs(args.data, args.split, args.seed)
     forwards = [
         compiled_forward(load_model(r / "model.keras", compile=False), fold=True) for r in runs
     ]
