@@ -100,9 +100,10 @@ def flip_averaged(forward, symmetries: tuple[str, ...] = TTA_SYMMETRIES):
     up-down, ``transpose`` rows and columns swapped, square inputs only), each undone
     before averaging. All three: the 8 symmetries of the square (the 4 flips on oblong
     inputs), 8× (4×) the forward passes; ``("hflip",)``: 2×. The class probabilities stay
-    normalised. Average only over symmetries the model was trained to respect: a model
-    trained with left-right flips and rotations up to 90° gains from ``hflip`` and loses
-    from ``vflip`` on the membrane benchmark (docs/benchmarks.md).
+    normalised. Average only over symmetries that both the model and the labels respect:
+    on the membrane benchmark ``hflip`` gains and ``vflip`` loses, even for a model trained
+    upside down too, because the labels sit 0.6 px above the membranes they trace, so an
+    up-down flip moves the answer 1.2 px off them (docs/benchmarks.md).
     """
     import tensorflow as tf
 
