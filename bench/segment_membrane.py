@@ -22,7 +22,8 @@ one with the same seed.
 trainer merges its validation split back and trains on all 24 pairs for ``--epochs`` with
 no validation, keeping the last weights (choose the epochs on a validation run first).
 
-Writes ``bench/results/segment_<part>[tag].json`` and prints a markdown table.
+Writes ``bench/results/segment_<part>_s<seeds>[tag].json`` (seeds joined by ``-``, so a
+second seed with the same tag keeps the first one's file) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def main() -> None:
         "overrides": overrides,
         "runs": runs,
     }
-    C.write_results(f"segment_{args.part}{args.tag}", payload)
+    seeds = "-".join(str(seed) for seed in args.seeds)
+    C.write_results(f"segment_{args.part}_s{seeds}{args.tag}", payload)
 
 
 if __name__ == "__main__":
