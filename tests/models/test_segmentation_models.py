@@ -20,6 +20,8 @@ SEGMENT_MODELS = [
     "deeplabv3plus_resnet50",
     "unet",
     "unet_lite0",
+    "unet_lite1",
+    "unet_lite2",
     "unet_mobilenetv2",
     "unet_resnet34",
 ]

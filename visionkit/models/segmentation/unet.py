@@ -220,6 +220,8 @@ Options: ``encoder_weights`` (``None``, ``"imagenet"``{offline}, or a path: pass
 # name: (backbone, title, params at defaults, preprocessing, note on "imagenet")
 _ENCODER_UNETS = {
     "unet_lite0": ("efficientnet_lite0", "EfficientNet-Lite0", 7_861_442, "(x - 127) / 128 inside the model", " works offline"),
+    "unet_lite1": ("efficientnet_lite1", "EfficientNet-Lite1", 8_637_762, "(x - 127) / 128 inside the model", " works offline"),
+    "unet_lite2": ("efficientnet_lite2", "EfficientNet-Lite2", 9_345_234, "(x - 127) / 128 inside the model", " works offline"),
     "unet_resnet34": ("resnet34", "ResNet-34", 24_436_834, "x / 255 inside the model", ""),
     "unet_mobilenetv2": ("mobilenet_v2", "MobileNetV2", 8_019_682, "x / 127.5 - 1 inside the model", ""),
 }  # fmt: skip
