@@ -244,3 +244,46 @@ def test_rot90_needs_a_square_size():
         build_pipeline(
             dataset("classify"), imgsz=(S, 24), batch=2, training=True, augment={"rot90_prob": 0.5}
         )
+
+
+def noise_examples() -> list[Example]:
+    """Random uint8 images, shrunk, enlarged and oblong, with one box and a mask each."""
+    rng = np.random.default_rng(3)
+    out = []
+    for i, (h, w) in enumerate([(37, 53), (64, 48), (20, 30)]):
+        out.append(
+            Example(
+                image=rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+                label=i,
+                boxes=np.array([[2.0, 3.0, 15.0, 17.0]], np.float32),
+                box_classes=np.array([1], np.int32),
+                mask=rng.integers(0, 3, (h, w)).astype(np.int32),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("task", ["classify", "detect", "segment"])
+def test_evaluation_pixels_equal_those_of_casting_before_resizing(task):
+    from visionkit.data.augment import geometric as geo
+
+    examples = noise_examples()
+    names = ["a", "b", "c"]
+    size = (S, S) if task == "detect" else (S, 24)
+    ds = build_pipeline(Dataset(task, names, examples), imgsz=size, batch=3, training=False)
+    (images, _), *_ = batches(ds)
+    for image, ex in zip(images, examples, strict=True):
+        sample = {"image": tf.cast(ex.image, tf.float32)}
+        if task == "detect":  # letterboxed: resized keeping the aspect, then padded
+            sample.update(boxes=tf.constant(ex.boxes), classes=tf.constant(ex.box_classes))
+            expect = geo.letterbox(sample, S)["image"]
+        else:
+            expect = tf.image.resize(sample["image"], size)
+        np.testing.assert_array_equal(image, expect.numpy())
+
+
+def test_pipelines_run_without_tf_data_autotuning():
+    ds = build_pipeline(dataset("classify"), imgsz=S, batch=4, training=True)
+    assert ds.options().autotune.enabled is False
+    assert ds.map(lambda x, y: x).options().autotune.enabled is False  # carried downstream
+    assert len(batches(ds)) == 2

@@ -4,6 +4,13 @@
 ``tf.data.Dataset``. Stages: decode → optional cache → (shuffle) → augment → resize or
 letterbox → batch → (batch mixing) → prefetch, with ``num_parallel_calls=AUTOTUNE``.
 
+Parallelism: tf.data's autotuning model is off (``without_autotune``), so ``AUTOTUNE``
+means one parallel call per CPU core and prefetch keeps its own buffer heuristic. In
+TF 2.21 deleting an iterator of an autotuned pipeline often waits for the autotuning
+thread's next wake-up, which comes at 1.27, 2.55, 5.11, 10.2 ... s after the iterator
+started: a pass over the data took up to twice its time, and Keras makes a new iterator
+every epoch and every validation (docs/benchmarks.md, "Throughput").
+
 Element formats (``S`` = image size, ``B`` = batch):
 
 * images: float32 (B, H, W, 3) with values in [0, 255] (models carry their own
@@ -323,14 +330,24 @@ class _Augmenter:
         j = tf.random.stateless_uniform([], seed, 0, self.table.n, dtype=tf.int64)
         return j, self._sample(self.table.decode(j))
 
+    def _evaluation(self, ex: dict) -> dict:
+        """Resize (or letterbox) only. The uint8 image goes into the bilinear resize as it
+        is: the resize computes in float32 either way, so the pixels are those of casting
+        first, without a float copy of the full-size image (a quarter less CPU per image
+        in ``predict`` and ``val``)."""
+        s = {k: ex[k] for k in ("image", "boxes", "classes", "mask") if k in ex}
+        s = self._fit(s)
+        s["image"] = tf.cast(s["image"], tf.float32)
+        return self._output(ex, s)
+
     def __call__(self, ex: dict) -> dict:
+        if not self.training:
+            return self._evaluation(ex)
         c, size = self.cfg, self.size
         s = self._sample(ex)
         seed = element_seed(self.seed, ex["epoch"], ex["index"])
         sd = geo.split_seed(seed, 10)
-        if not self.training:
-            s = self._fit(s)
-        elif self.task == "classify":
+        if self.task == "classify":
             if c.crop_prob > 0:
                 s = geo.random_resized_crop(s, size, sd[0], c.crop_area, c.crop_ratio)
             else:
@@ -361,10 +378,14 @@ class _Augmenter:
             s = geo.random_elastic(s, sd[8], c.elastic_prob, c.elastic_sigma, c.elastic_grid)
             s = geo.random_flip(s, sd[3], c.flip_prob)
             s = geo.random_rot90(s, sd[9], c.rot90_prob)
-        if self.training:
-            s["image"] = colour_jitter(
-                s["image"], sd[4], c.brightness, c.contrast, c.saturation, c.hue, c.colour_prob
-            )
+        s["image"] = colour_jitter(
+            s["image"], sd[4], c.brightness, c.contrast, c.saturation, c.hue, c.colour_prob
+        )
+        return self._output(ex, s)
+
+    def _output(self, ex: dict, s: dict) -> dict:
+        """The element at the output size: image, index, epoch and the task's targets."""
+        c, size = self.cfg, self.size
         out = {"image": tf.ensure_shape(s["image"], [size[0], size[1], 3]), "index": ex["index"]}
         out["epoch"] = ex["epoch"]
         if self.task == "classify":
@@ -520,8 +541,18 @@ def build_pipeline(
     )
     if prefetch:
         ds = ds.prefetch(AUTOTUNE)
+    ds = without_autotune(ds)
     ds.controls = controls  # tf.data datasets are plain Python objects: attach the knobs
     return ds
+
+
+def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` with tf.data's autotuning model switched off (module docstring: deleting an
+    autotuned iterator can stall for as long as the pass took). ``AUTOTUNE`` parallelism
+    becomes one call per core; the option carries to datasets built on top of ``ds``."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 class _Finisher:

@@ -438,6 +438,8 @@ def scan(files: Sequence[Path], task: str) -> list[dict[str, Any]]:
     annotations. A damaged file is a DataError naming it."""
     import tensorflow as tf
 
+    from visionkit.data.pipeline import without_autotune
+
     spec = _annotation_spec(task)
     names = tf.constant([str(f) for f in files])
 
@@ -465,6 +467,7 @@ def scan(files: Sequence[Path], task: str) -> list[dict[str, Any]]:
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+    dataset = without_autotune(dataset)
     try:
         return list(dataset.as_numpy_iterator())
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
