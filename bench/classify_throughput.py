@@ -283,6 +283,7 @@ def train_part(root: Path, repeats: int, epochs: int, ablate: bool = False) -> t
         where="bench",
     )
     task = get_task("classify")
+    config = task.fill_defaults(config)  # as train() does: monitor null -> the task's
     keras.utils.set_random_seed(int(config["seed"]))
     data = prepare_data(config, task="classify", progress=False)
     model, info = task.build_model(config, data.class_names)

@@ -1,7 +1,7 @@
 """What tf.data's autotuning costs on these machines: the stall when an iterator is deleted.
 
-    python bench/tfdata_autotune.py --data ../shared/data [--part predict|train|all]
-                                    [--repeats 10] [--train-repeats 2]
+    python bench/tfdata_autotune.py --data ../shared/data [--part predict|train|pipelines|all]
+                                    [--repeats 10] [--train-repeats 2] [--seconds 8]
 
 ``visionkit.data.pipeline.build_pipeline`` switches tf.data's autotuning model off
 (``without_autotune``). In TF 2.21 deleting an iterator of an autotuned pipeline often
@@ -19,6 +19,9 @@ built ("off") and the same pipeline with autotuning switched back on ("on"), alt
   autotuning by replacing ``without_autotune`` for the run. Reported: the ``train()``
   wall time and the validation accuracy, which must be identical (same seed, deterministic
   pipeline: autotuning only changes parallelism).
+* ``pipelines``: each task's default training pipeline of ``bench/data_pipeline.py``
+  (cats_dogs at 224, coco128 with Mosaic at 640, membrane at 256), images/s over whole
+  epochs for ``--seconds`` after a warm-up epoch, 3 times each way, alternating.
 
 Writes ``bench/results/tfdata_autotune.json`` and prints markdown tables.
 """
@@ -138,12 +141,44 @@ def train_part(root: Path, repeats: int) -> tuple[dict, str]:
     return rows, "\n".join(lines)
 
 
+def pipelines_part(root: Path, seconds: float) -> tuple[dict, str]:
+    import data_pipeline
+
+    import visionkit.data.pipeline as pipeline_module
+
+    library = pipeline_module.without_autotune
+    rates: dict[str, dict[str, list]] = {}
+    for task in data_pipeline.TASKS:
+        rates[task] = {"off": [], "on": []}
+        for _ in range(3):
+            for name in ("off", "on"):
+                pipeline_module.without_autotune = library if name == "off" else (lambda ds: ds)
+                try:
+                    row = data_pipeline.pipeline_rate(task, root, seconds, cache=False)
+                finally:
+                    pipeline_module.without_autotune = library
+                rates[task][name].append(row["pipeline_img_per_s"])
+    lines = [
+        f"pipelines: each task's default training pipeline, images/s over {seconds:g} s of "
+        "whole epochs, 3 alternating runs each way:",
+        "",
+        "| task | autotuning off (the library) | on | off / on (medians) |",
+        "|---|---|---|---|",
+    ]
+    for task, row in rates.items():
+        ratio = statistics.median(row["off"]) / statistics.median(row["on"])
+        off, on = (" / ".join(f"{r:.0f}" for r in row[k]) for k in ("off", "on"))
+        lines.append(f"| {task} | {off} | {on} | {ratio:.2f}× |")
+    return rates, "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data", help="the shared data folder")
-    parser.add_argument("--part", choices=["predict", "train", "all"], default="all")
+    parser.add_argument("--part", choices=["predict", "train", "pipelines", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=10, help="predict passes each way")
     parser.add_argument("--train-repeats", type=int, default=2, help="training runs each way")
+    parser.add_argument("--seconds", type=float, default=8, help="pipelines: seconds per run")
     parser.add_argument("--tag", default="tfdata_autotune")
     args = parser.parse_args()
     started = time.time()
@@ -156,6 +191,9 @@ def main() -> int:
         tables.append(table)
     if args.part in ("train", "all"):
         payload["train"], table = train_part(root, args.train_repeats)
+        tables.append(table)
+    if args.part in ("pipelines", "all"):
+        payload["pipelines"], table = pipelines_part(root, args.seconds)
         tables.append(table)
     payload["conditions"] = C.finish_conditions(cond, started)
     C.write_results(args.tag, payload)
