@@ -12,8 +12,8 @@ built ("off") and the same pipeline with autotuning switched back on ("on"), alt
 
 * ``predict``: ImageNet EfficientNet-Lite0 at 224 with BatchNorm folded (as ``visionkit
   classify predict`` runs it) over the 300 JPEGs of ``cats_dogs/test_set``, batch 32.
-  Per pass: the time to the last batch (decode + model) and the time to delete the
-  iterator (the stall), after one untimed pass of each.
+  Per pass: the time to the last batch (pipeline build, decode and model) and the time to
+  delete the iterator (the stall), after one untimed pass of each.
 * ``train``: the cats_dogs recipe ``pipelines/classify_transfer.yaml`` (EfficientNet-Lite0
   ImageNet, 8 epochs, seed 0) trained ``--train-repeats`` times each way; "on" re-enables
   autotuning by replacing ``without_autotune`` for the run. Reported: the ``train()``
@@ -95,7 +95,7 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
         f"predict: EfficientNet-Lite0 (BN folded) over {len(files)} JPEGs, batch 32, "
         f"{repeats} alternating passes each:",
         "",
-        "| autotuning | decode + model, s per pass | deleting the iterator, s | "
+        "| autotuning | pipeline build + decode + model, s per pass | deleting the iterator, s | "
         "passes that stalled | median total s |",
         "|---|---|---|---|---|",
     ]

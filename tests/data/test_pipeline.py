@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -263,18 +265,26 @@ def noise_examples() -> list[Example]:
     return out
 
 
-@pytest.mark.parametrize("task", ["classify", "detect", "segment"])
-def test_evaluation_pixels_equal_those_of_casting_before_resizing(task):
+@pytest.mark.parametrize(
+    "task, letterbox",
+    [("classify", False), ("detect", True), ("detect", False), ("segment", False)],
+)
+def test_evaluation_pixels_equal_those_of_casting_before_resizing(task, letterbox):
     from visionkit.data.augment import geometric as geo
 
     examples = noise_examples()
-    names = ["a", "b", "c"]
-    size = (S, S) if task == "detect" else (S, 24)
-    ds = build_pipeline(Dataset(task, names, examples), imgsz=size, batch=3, training=False)
+    size = (S, S) if letterbox else (S, 24)
+    ds = build_pipeline(
+        Dataset(task, ["a", "b", "c"], examples),
+        imgsz=size,
+        batch=3,
+        training=False,
+        letterbox=letterbox,
+    )
     (images, _), *_ = batches(ds)
     for image, ex in zip(images, examples, strict=True):
         sample = {"image": tf.cast(ex.image, tf.float32)}
-        if task == "detect":  # letterboxed: resized keeping the aspect, then padded
+        if letterbox:  # resized keeping the aspect, then padded
             sample.update(boxes=tf.constant(ex.boxes), classes=tf.constant(ex.box_classes))
             expect = geo.letterbox(sample, S)["image"]
         else:
@@ -285,5 +295,6 @@ def test_evaluation_pixels_equal_those_of_casting_before_resizing(task):
 def test_pipelines_run_without_tf_data_autotuning():
     ds = build_pipeline(dataset("classify"), imgsz=S, batch=4, training=True)
     assert ds.options().autotune.enabled is False
+    assert ds.options().autotune.initial_parallelism == (os.cpu_count() or 1)
     assert ds.map(lambda x, y: x).options().autotune.enabled is False  # carried downstream
     assert len(batches(ds)) == 2

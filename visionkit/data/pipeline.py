@@ -39,6 +39,8 @@ k (resume), ``controls.set_mosaic_prob(0.0)`` switches Mosaic off for the last e
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -333,8 +335,8 @@ class _Augmenter:
     def _evaluation(self, ex: dict) -> dict:
         """Resize (or letterbox) only. The uint8 image goes into the bilinear resize as it
         is: the resize computes in float32 either way, so the pixels are those of casting
-        first, without a float copy of the full-size image (a quarter less CPU per image
-        in ``predict`` and ``val``)."""
+        first, without a float copy of the full-size image (5–14 % less CPU for the JPEG
+        pipeline of ``predict`` and ``val``)."""
         s = {k: ex[k] for k in ("image", "boxes", "classes", "mask") if k in ex}
         s = self._fit(s)
         s["image"] = tf.cast(s["image"], tf.float32)
@@ -552,6 +554,9 @@ def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:
     becomes one call per core; the option carries to datasets built on top of ``ds``."""
     options = tf.data.Options()
     options.autotune.enabled = False
+    # what AUTOTUNE falls back to is min(initial_parallelism, the runner's threads), and
+    # initial_parallelism defaults to 16: raise it so hosts with more cores use them all
+    options.autotune.initial_parallelism = os.cpu_count() or 1
     return ds.with_options(options)
 
 
