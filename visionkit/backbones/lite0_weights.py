@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -200,17 +201,27 @@ def assign_by_name(
 
 
 def _reference_model(variant: int) -> keras.Model:
+    """The ImageNet model that the weights are converted into and read from: a throwaway,
+    built without moving the random state the caller seeded. Each Keras initialiser draws
+    its seed from Python's ``random`` when it is created, so building this model on the
+    first use of the weights in a process would change every later layer's initial values:
+    the same ``seed=`` gave another classifier head, and another training result, depending
+    on whether the weights had been loaded before."""
     from visionkit.backbones.efficientnet_lite import _build
 
-    return _build(
-        variant,
-        input_shape=(224, 224, 3),  # any size: the weights do not depend on it
-        num_classes=1000,
-        include_top=True,
-        dropout=None,
-        include_preprocessing=True,
-        name=f"efficientnet_lite{variant}",
-    )
+    state = random.getstate()
+    try:
+        return _build(
+            variant,
+            input_shape=(224, 224, 3),  # any size: the weights do not depend on it
+            num_classes=1000,
+            include_top=True,
+            dropout=None,
+            include_preprocessing=True,
+            name=f"efficientnet_lite{variant}",
+        )
+    finally:
+        random.setstate(state)
 
 
 def imagenet_weights_path(variant: int = 0, *, refresh: bool = False) -> Path:
