@@ -8,15 +8,15 @@
 blocks until the autotuning thread's next wake-up, at 1.27, 2.55, 5.11, 10.2 ... s after
 the iterator started, so a pass over the data can take up to twice its time; Keras makes a
 new iterator every epoch and every validation. Each part runs the library's pipeline as
-built ("off") and the same pipeline with autotuning switched back on ("on"), alternating:
+built ("off") and the same pipeline with autotuning left on ("on": ``without_autotune``
+swapped for the identity while the pipelines are built), alternating:
 
 * ``predict``: ImageNet EfficientNet-Lite0 at 224 with BatchNorm folded (as ``visionkit
   classify predict`` runs it) over the 300 JPEGs of ``cats_dogs/test_set``, batch 32.
   Per pass: the time to the last batch (pipeline build, decode and model) and the time to
   delete the iterator (the stall), after one untimed pass of each.
 * ``train``: the cats_dogs recipe ``pipelines/classify_transfer.yaml`` (EfficientNet-Lite0
-  ImageNet, 8 epochs, seed 0) trained ``--train-repeats`` times each way; "on" re-enables
-  autotuning by replacing ``without_autotune`` for the run. Reported: the ``train()``
+  ImageNet, 8 epochs, seed 0) trained ``--train-repeats`` times each way. Reported: the ``train()``
   wall time and the validation accuracy, which must be identical (same seed, deterministic
   pipeline: autotuning only changes parallelism).
 * ``pipelines``: each task's default training pipeline of ``bench/data_pipeline.py``
@@ -29,6 +29,7 @@ Writes ``bench/results/tfdata_autotune.json`` and prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -40,13 +41,19 @@ import _common as C
 RECIPE = "pipelines/classify_transfer.yaml"
 
 
-def with_autotune(ds):
-    """``ds`` with tf.data's autotuning back on (later options take precedence)."""
-    import tensorflow as tf
+@contextlib.contextmanager
+def autotuning(name: str):
+    """Pipelines built inside are the library's (``"off"``) or keep tf.data's autotuning
+    (``"on"``: ``without_autotune`` is swapped for the identity, then restored)."""
+    import visionkit.data.pipeline as pipeline_module
 
-    options = tf.data.Options()
-    options.autotune.enabled = True
-    return ds.with_options(options)
+    library = pipeline_module.without_autotune
+    if name == "on":
+        pipeline_module.without_autotune = lambda ds: ds
+    try:
+        yield
+    finally:
+        pipeline_module.without_autotune = library
 
 
 def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
@@ -65,23 +72,24 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
     def pipeline():
         return build_pipeline(dataset, imgsz=model.input_shape[1:3], batch=32, training=False)
 
-    variants = {"off": pipeline, "on": lambda: with_autotune(pipeline())}
+    variants = ("off", "on")
 
-    def one_pass(make) -> tuple[float, float]:
+    def one_pass(name: str) -> tuple[float, float]:
         start = time.perf_counter()
-        iterator = iter(make())
+        with autotuning(name):
+            iterator = iter(pipeline())
         for images, _ in iterator:
             forward(images).numpy()
         done = time.perf_counter()
         del iterator
         return done - start, time.perf_counter() - done
 
-    for make in variants.values():
-        one_pass(make)
+    for name in variants:
+        one_pass(name)
     passes: dict[str, list] = {k: [] for k in variants}
     for _ in range(repeats):
-        for name, make in variants.items():
-            passes[name].append(one_pass(make))
+        for name in variants:
+            passes[name].append(one_pass(name))
     out = {}
     for name, rows in passes.items():
         totals = [a + b for a, b in rows]
@@ -109,22 +117,16 @@ def predict_part(root: Path, repeats: int) -> tuple[dict, str]:
 
 
 def train_part(root: Path, repeats: int) -> tuple[dict, str]:
-    import visionkit.data.pipeline as pipeline_module
-
-    library = pipeline_module.without_autotune
     rows: dict[str, list] = {"off": [], "on": []}
     for k in range(repeats):
         for name in ("off", "on"):
-            pipeline_module.without_autotune = library if name == "off" else (lambda ds: ds)
-            try:
+            with autotuning(name):
                 result, seconds = C.train_recipe(
                     RECIPE,
                     data=str(root / "cats_dogs" / "training_set"),
                     seed=0,
                     name=f"autotune_{name}_{k}",
                 )
-            finally:
-                pipeline_module.without_autotune = library
             rows[name].append(
                 {"train_seconds": seconds, "val_accuracy": float(result.metrics["accuracy"])}
             )
@@ -144,19 +146,13 @@ def train_part(root: Path, repeats: int) -> tuple[dict, str]:
 def pipelines_part(root: Path, seconds: float) -> tuple[dict, str]:
     import data_pipeline
 
-    import visionkit.data.pipeline as pipeline_module
-
-    library = pipeline_module.without_autotune
     rates: dict[str, dict[str, list]] = {}
     for task in data_pipeline.TASKS:
         rates[task] = {"off": [], "on": []}
         for _ in range(3):
             for name in ("off", "on"):
-                pipeline_module.without_autotune = library if name == "off" else (lambda ds: ds)
-                try:
+                with autotuning(name):
                     row = data_pipeline.pipeline_rate(task, root, seconds, cache=False)
-                finally:
-                    pipeline_module.without_autotune = library
                 rates[task][name].append(row["pipeline_img_per_s"])
     lines = [
         f"pipelines: each task's default training pipeline, images/s over {seconds:g} s of "
