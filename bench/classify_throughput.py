@@ -1,18 +1,20 @@
 """Throughput ratios, measured side by side in one process on the same model and images.
 
     python bench/classify_throughput.py --data ../shared/data [--part predict|train|all]
-                                        [--repeats 3] [--epochs 3]
+                                        [--repeats 3] [--epochs 3] [--model NAME]
 
 Part ``predict``: ImageNet EfficientNet-Lite0 at 224 (``imagenet:efficientnet_lite0``, the
-same model object for every path), the 300 JPEGs of ``cats_dogs/test_set``, batch 32.
+same model object for every path; ``--model mobilenet_v2`` or another backbone name runs
+that backbone with a 1000-class head instead, seeded random weights: the reference model
+of ``DESIGN.md``'s speed facts), the 300 JPEGs of ``cats_dogs/test_set``, batch 32.
 Paths (each timed ``--repeats`` times, alternating, after one untimed warm-up pass each;
 medians reported):
 
 * ``vk_files``: visionkit's predict loop, ``visionkit.predict.run_model`` over the
   ``build_pipeline`` that ``predict_command`` builds (JPEG read + decode + resize in
   tf.data, overlapped with the model), running the model with BatchNormalization folded
-  into its convolutions (``compiled_forward(model, fold=True)``, as ``predict_command``
-  does). The ``tf.function`` is built once and reused.
+  into its convolutions and the weights frozen into the graph
+  (``compiled_forward(model, fold=True)``, as ``predict_command`` does). The ``tf.function`` is built once and reused.
 * ``keras_numpy``: ``model.predict(x, batch_size=32)`` on a NumPy array of the same images,
   already decoded and resized (decoding and resizing NOT timed: favours Keras).
 * ``keras_tfdata``: ``model.predict`` on ``tf.data.Dataset.from_tensor_slices(x).batch(32)``
@@ -20,6 +22,8 @@ medians reported):
 * ``keras_files``: ``model.predict`` over the very pipeline of ``vk_files`` (decode timed,
   as in ``vk_files``): the like-for-like comparison of the two loops.
 * ``vk_memory``: ``run_model`` over the in-memory ``tf.data`` of ``keras_tfdata``.
+* ``vk_memory_unfrozen``: the same with BatchNorm folded but the weights left as
+  variables: what freezing gains.
 * ``vk_memory_unfolded``: the same with the model as trained (no folding): what the
   ``tf.function`` loop alone gains.
 * ``vk_cli``: the whole ``predict_command`` (``visionkit classify predict
@@ -56,10 +60,13 @@ import _common as C
 import numpy as np
 
 BATCH = 32
+LITE0 = "imagenet:efficientnet_lite0"
 
 
 # -- predict -------------------------------------------------------------------------------
-def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tuple[dict, str]:
+def predict_part(
+    root: Path, repeats: int, only: list[str] | None = None, model_name: str = LITE0
+) -> tuple[dict, str]:
     import keras
     import tensorflow as tf
 
@@ -67,13 +74,19 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
     from visionkit.data.inputs import image_files
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.types import Dataset, Example
+    from visionkit.models.classifier import image_classifier
+    from visionkit.models.fold import fold_batchnorm
     from visionkit.predict import compiled_forward, run_model
     from visionkit.tasks.classify import load_classifier, predict_command
 
     C.reset_keras()
     source = root / "cats_dogs" / "test_set"
     files = image_files(str(source))
-    model, _, _ = load_classifier("imagenet:efficientnet_lite0")
+    if model_name == LITE0:
+        model, _, _ = load_classifier(LITE0)
+    else:  # the speed does not depend on the weights' values
+        keras.utils.set_random_seed(0)
+        model = image_classifier(model_name, num_classes=1000, input_shape=(224, 224, 3))
     imgsz = tuple(model.input_shape[1:3])
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in files])
 
@@ -87,6 +100,8 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
     memory = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
     forward = compiled_forward(model, fold=True)
     unfolded = compiled_forward(model)
+    folded_model = fold_batchnorm(model)
+    unfrozen = tf.function(lambda images: folded_model(images, training=False))
 
     def vk(ds):
         return np.concatenate([o for o, _ in run_model(model, ds, progress=False, forward=forward)])
@@ -96,7 +111,7 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
         {
             "task": "classify",
             "mode": "predict",
-            "model": "imagenet:efficientnet_lite0",
+            "model": model_name,
             "source": str(source),
             "batch": BATCH,
             "out": str(out_dir),
@@ -109,6 +124,8 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
     # the same model exported to TFLite fp32 (visionkit.export), run by the predict command
     keras_file = out_dir / "lite0.keras"
     model.save(keras_file)
+    if model_name != LITE0:
+        cli_config["model"] = str(keras_file)
     from visionkit.export import export_run
     from visionkit.predict import ExportedModel
 
@@ -126,6 +143,14 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
         "keras_tfdata": lambda: model.predict(memory, verbose=0),
         "keras_files": lambda: model.predict(files_pipeline().map(lambda i, y: i), verbose=0),
         "vk_memory": lambda: vk(memory.map(lambda i: (i,))),
+        "vk_memory_unfrozen": lambda: np.concatenate(
+            [
+                o
+                for o, _ in run_model(
+                    model, memory.map(lambda i: (i,)), progress=False, forward=unfrozen
+                )
+            ]
+        ),
         "vk_memory_unfolded": lambda: np.concatenate(
             [
                 o
@@ -151,6 +176,7 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
             "keras_tfdata",
             "keras_files",
             "vk_memory",
+            "vk_memory_unfrozen",
             "vk_memory_unfolded",
             "vk_tflite_files",
         )
@@ -164,11 +190,13 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
             times[name].append(time.perf_counter() - t0)
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     includes = {
-        "vk_files": "JPEG read+decode+resize (tf.data) + model (BN folded), tf.function loop",
+        "vk_files": "JPEG read+decode+resize (tf.data) + model (BN folded, frozen), "
+        "tf.function loop",
         "keras_numpy": "model only (images decoded+resized beforehand)",
         "keras_tfdata": "model only, tf.data from the decoded array",
         "keras_files": "JPEG read+decode+resize (same tf.data) + model.predict",
-        "vk_memory": "model only (BN folded), tf.function loop over the decoded array",
+        "vk_memory": "model only (BN folded, frozen), tf.function loop over the decoded array",
+        "vk_memory_unfrozen": "model only (BN folded, weights as variables), same loop",
         "vk_memory_unfolded": "model only (as trained), tf.function loop over the decoded array",
         "vk_cli": "predict_command end to end: model build, file checks, trace, decode, model, CSV",
         "vk_tflite_files": "as vk_files, the model exported to TFLite fp32 (2 threads, uint8 in)",
@@ -187,7 +215,11 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
             "vk_memory_unfolded",
             "keras_tfdata",
         ),
-        "vk_memory / vk_memory_unfolded (folding alone)": ("vk_memory", "vk_memory_unfolded"),
+        "vk_memory / vk_memory_unfrozen (freezing alone)": ("vk_memory", "vk_memory_unfrozen"),
+        "vk_memory_unfrozen / vk_memory_unfolded (folding alone)": (
+            "vk_memory_unfrozen",
+            "vk_memory_unfolded",
+        ),
         "vk_cli / keras_numpy": ("vk_cli", "keras_numpy"),
         "vk_tflite_files / keras_numpy": ("vk_tflite_files", "keras_numpy"),
         "vk_tflite_cli / keras_numpy": ("vk_tflite_cli", "keras_numpy"),
@@ -203,7 +235,7 @@ def predict_part(root: Path, repeats: int, only: list[str] | None = None) -> tup
     }
     fastest = {k: min(times[b]) / min(times[a]) for k, (a, b) in pairs.items()}
     table = (
-        f"predict: EfficientNet-Lite0 ImageNet at 224, {n} images of cats_dogs/test_set, "
+        f"predict: {model_name} at 224, {n} images of cats_dogs/test_set, "
         f"batch {BATCH}, {repeats} alternating repeats after a warm-up, median:\n\n"
         + C.md_table(["path", "what is timed", "seconds per pass", "images/s (median)"], rows)
         + "\n\n"
@@ -420,6 +452,12 @@ def main() -> int:
         nargs="+",
         help="predict part: time only these paths (keras_numpy, the reference, always runs)",
     )
+    parser.add_argument(
+        "--model",
+        default=LITE0,
+        help=f"predict part: {LITE0} (ImageNet weights) or a backbone name such as "
+        "mobilenet_v2 (seeded random weights, 1000 classes)",
+    )
     parser.add_argument("--tag", default="classify_throughput")
     args = parser.parse_args()
     started = time.time()
@@ -427,7 +465,7 @@ def main() -> int:
     root = C.data_root(args.data)
     payload, tables = {}, []
     if args.part in ("predict", "all"):
-        payload["predict"], table = predict_part(root, args.repeats, args.paths)
+        payload["predict"], table = predict_part(root, args.repeats, args.paths, args.model)
         tables.append(table)
     if args.part in ("train", "all"):
         payload["train"], table = train_part(root, args.repeats, args.epochs, args.ablate)

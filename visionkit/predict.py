@@ -3,8 +3,8 @@
 ``run_model`` calls the model under ``tf.function`` batch by batch over a ``tf.data``
 pipeline with a progress bar, in constant memory (only each batch's outputs are kept).
 Measured on EfficientNet-Lite0 (docs/benchmarks.md) the loop alone equals ``model.predict``
-(Keras 3 already compiles ``predict``); with BatchNorm folded (``fold=True``, what val and
-predict use) it is about 1.5× ``model.predict``; larger gains need the TFLite runtime.
+(Keras 3 already compiles ``predict``); with BatchNorm folded and the weights frozen into
+the graph (``fold=True``, what val and predict use) it is about 1.8× ``model.predict``.
 """
 
 from __future__ import annotations
@@ -69,10 +69,11 @@ class ExportedModel:
 def compiled_forward(model, *, fold: bool = False):
     """``model(x, training=False)`` as a ``tf.function`` that does not retrace per batch size.
 
-    ``fold=True`` runs a copy with BatchNormalization folded into the convolutions
-    (``visionkit.models.fold``): the same outputs to float rounding, and on these CPUs
-    about 1.5× the rate; for inference on final weights only (the copy does not follow
-    later weight updates).
+    ``fold=True`` runs an inference-only copy (it does not follow later weight updates):
+    BatchNormalization folded into the convolutions (``visionkit.models.fold``), and the
+    weights frozen into the graph as constants (``FrozenForward``). The outputs are the
+    same to float rounding; on these CPUs folding gives about 1.7× the rate of the model
+    as trained, and freezing 2–4 % more (docs/benchmarks.md, Throughput).
     """
     import tensorflow as tf
 
@@ -87,7 +88,52 @@ def compiled_forward(model, *, fold: bool = False):
     def forward(images):
         return model(images, training=False)
 
+    if fold and _weight_bytes(model) <= FREEZE_MAX_BYTES:
+        return FrozenForward(forward)
     return forward
+
+
+FREEZE_MAX_BYTES = 1 << 30  # a frozen graph is one protocol buffer, which caps at 2 GiB
+
+
+def _weight_bytes(model) -> int:
+    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+
+
+class FrozenForward:
+    """A ``tf.function`` of one image tensor with the variables it reads turned into graph
+    constants, one frozen graph per (dtype, H, W, C) of the input, any batch size.
+
+    Why: TensorFlow's oneDNN convolutions reorder a variable filter into their blocked
+    layout at every call (about 4 % of an EfficientNet-Lite0 step at batch 32); a constant
+    filter is reordered once and cached. Outputs keep the function's structure (a tensor,
+    tuple or dict) and equal its outputs to float rounding.
+    """
+
+    def __init__(self, function):
+        self.function = function
+        self._frozen: dict[tuple, tuple] = {}
+
+    def __call__(self, images):
+        import tensorflow as tf
+
+        images = tf.convert_to_tensor(images)
+        key = (images.dtype, tuple(images.shape[1:]))
+        if key not in self._frozen:
+            self._frozen[key] = self._freeze(images)
+        frozen, structure = self._frozen[key]
+        return tf.nest.pack_sequence_as(structure, frozen(images))
+
+    def _freeze(self, images) -> tuple:
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
+        with tf.init_scope():  # build the frozen graph eagerly, also when called in a trace
+            concrete = self.function.get_concrete_function(spec)
+            return convert_variables_to_constants_v2(concrete), concrete.structured_outputs
 
 
 TTA_SYMMETRIES = ("hflip", "vflip", "transpose")

@@ -1,0 +1,110 @@
+"""The forward pass of val and predict (``visionkit.predict.compiled_forward``): with
+``fold=True`` BatchNorm is folded and the weights are frozen into the graph as constants;
+the outputs keep their structure and equal the trained model's to float rounding."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from visionkit import predict
+from visionkit.models import create_model
+from visionkit.models.classifier import image_classifier
+from visionkit.predict import FrozenForward, compiled_forward
+
+
+def _with_statistics(model: keras.Model) -> keras.Model:
+    """Moving statistics far from the identity, so that folding has work to do."""
+    rng = np.random.default_rng(0)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.5, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.3, 2.0, layer.moving_variance.shape))
+    return model
+
+
+def _images(batch: int, size: int) -> np.ndarray:
+    return np.random.default_rng(batch).integers(0, 256, (batch, size, size, 3)).astype("float32")
+
+
+def _lite0(size: int) -> keras.Model:
+    return image_classifier("efficientnet_lite0", num_classes=3, input_shape=(size, size, 3))
+
+
+@pytest.mark.parametrize(
+    ("build", "size"),
+    [
+        (_lite0, 64),
+        (lambda s: create_model("yolo_n", num_classes=3, input_shape=(s, s, 3)), 64),
+        (lambda s: create_model("unet_lite0", num_classes=3, input_shape=(s, s, 3)), 64),
+    ],
+    ids=["classifier", "detector", "segmenter"],
+)
+def test_folded_and_frozen_forward_equals_the_model(build, size):
+    model = _with_statistics(build(size))
+    forward = compiled_forward(model, fold=True)
+    assert isinstance(forward, FrozenForward)
+    for batch in (3, 2):  # another batch size reuses the frozen graph
+        x = _images(batch, size)
+        expected = model(x, training=False)
+        got = forward(tf.constant(x))
+        assert tf.nest.map_structure(lambda t: t.shape, got) == tf.nest.map_structure(
+            lambda t: t.shape, expected
+        )
+        for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, rtol=1e-4)
+    assert len(forward._frozen) == 1
+
+
+def test_frozen_graph_holds_no_variables():
+    """The point of freezing: the convolutions read constant filters, not variables."""
+    model = _lite0(32)
+    forward = compiled_forward(model, fold=True)
+    forward(tf.constant(_images(1, 32)))
+    ((frozen, _),) = forward._frozen.values()
+    ops = {op.type for op in frozen.graph.get_operations()}
+    assert "Conv2D" in ops or "DepthwiseConv2dNative" in ops
+    assert not ops & {"ReadVariableOp", "VarHandleOp"}
+    assert not frozen.variables
+
+
+def test_frozen_forward_follows_the_input_signature():
+    """One frozen graph per (dtype, H, W, C): a fully convolutional model at two sizes."""
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = _with_statistics(keras.Model(inputs, keras.layers.ReLU()(x)))
+    forward = compiled_forward(model, fold=True)
+    for size in (8, 12, 8):
+        x = _images(2, size)
+        np.testing.assert_allclose(
+            forward(x).numpy(), model(x, training=False).numpy(), atol=2e-5, rtol=1e-4
+        )
+    assert sorted(key[1] for key in forward._frozen) == [(8, 8, 3), (12, 12, 3)]
+
+
+def test_models_over_the_freezing_cap_keep_their_variables(monkeypatch):
+    monkeypatch.setattr(predict, "FREEZE_MAX_BYTES", 0)
+    model = _lite0(32)
+    forward = compiled_forward(model, fold=True)
+    assert not isinstance(forward, FrozenForward)
+    x = _images(2, 32)
+    np.testing.assert_allclose(
+        forward(x).numpy(), model(x, training=False).numpy(), atol=2e-5, rtol=1e-4
+    )
+
+
+def test_unfolded_forward_follows_later_weight_updates():
+    """Without ``fold`` the forward reads the model's variables (the training metrics
+    pass the training model this way)."""
+    model = _lite0(32)
+    forward = compiled_forward(model)
+    x = _images(1, 32)
+    before = forward(x).numpy()
+    kernel = model.layers[-1].kernel
+    kernel.assign(kernel * 0 + 0.5)
+    after = forward(x).numpy()
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, model(x, training=False).numpy(), atol=1e-6)
