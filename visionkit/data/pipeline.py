@@ -517,9 +517,13 @@ def build_pipeline(
                 tf.random.set_seed(1)
                 epoch_seed = element_seed(seed, e, tf.constant(0, tf.int64), salt=2)[0]
                 ordered = base.shuffle(n, seed=epoch_seed, reshuffle_each_iteration=False)
-            return ordered.map(lambda ex: {**ex, "epoch": e})
+            # each element with its epoch, zipped: a per-element map would cost ~0.1 ms each
+            return tf.data.Dataset.zip((ordered, tf.data.Dataset.from_tensors(e).repeat()))
 
-        ds = epochs.flat_map(per_epoch).map(augmenter, num_parallel_calls=AUTOTUNE)
+        def load_cached(ex, e):
+            return augmenter({**ex, "epoch": e})
+
+        ds = epochs.flat_map(per_epoch).map(load_cached, num_parallel_calls=AUTOTUNE)
     else:
 
         def per_epoch(e):
@@ -527,7 +531,8 @@ def build_pipeline(
             if shuffle:
                 keys = tf.random.stateless_uniform([n], tf.stack([tf.constant(seed, tf.int64), e]))
                 order = tf.gather(order, tf.argsort(keys))
-            return tf.data.Dataset.from_tensor_slices(order).map(lambda i: (i, e))
+            # (index, epoch) pairs as slices: a per-element map would cost ~0.1 ms each
+            return tf.data.Dataset.from_tensor_slices((order, tf.fill([n], e)))
 
         def load(i, e):
             return augmenter({**table.decode(i), "epoch": e})
