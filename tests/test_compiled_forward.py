@@ -25,6 +25,13 @@ def _with_statistics(model: keras.Model) -> keras.Model:
     return model
 
 
+def _assert_close(got, expected) -> None:
+    """Equal to float rounding, relative to the output's scale: folding changes the order
+    of the sums, and raw detector outputs reach tens where probabilities stay below 1."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * max(1.0, np.abs(expected).max()))
+
+
 def _images(batch: int, size: int) -> np.ndarray:
     return np.random.default_rng(batch).integers(0, 256, (batch, size, size, 3)).astype("float32")
 
@@ -54,7 +61,7 @@ def test_folded_and_frozen_forward_equals_the_model(build, size):
             lambda t: t.shape, expected
         )
         for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, rtol=1e-4)
+            _assert_close(a, b)
     assert len(forward._frozen) == 1
 
 
@@ -79,9 +86,7 @@ def test_frozen_forward_follows_the_input_signature():
     forward = compiled_forward(model, fold=True)
     for size in (8, 12, 8):
         x = _images(2, size)
-        np.testing.assert_allclose(
-            forward(x).numpy(), model(x, training=False).numpy(), atol=2e-5, rtol=1e-4
-        )
+        _assert_close(forward(x), model(x, training=False))
     assert sorted(key[1] for key in forward._frozen) == [(8, 8, 3), (12, 12, 3)]
 
 
@@ -91,9 +96,7 @@ def test_models_over_the_freezing_cap_keep_their_variables(monkeypatch):
     forward = compiled_forward(model, fold=True)
     assert not isinstance(forward, FrozenForward)
     x = _images(2, 32)
-    np.testing.assert_allclose(
-        forward(x).numpy(), model(x, training=False).numpy(), atol=2e-5, rtol=1e-4
-    )
+    _assert_close(forward(x), model(x, training=False))
 
 
 def test_unfolded_forward_follows_later_weight_updates():
@@ -107,4 +110,4 @@ def test_unfolded_forward_follows_later_weight_updates():
     kernel.assign(kernel * 0 + 0.5)
     after = forward(x).numpy()
     assert not np.allclose(before, after)
-    np.testing.assert_allclose(after, model(x, training=False).numpy(), atol=1e-6)
+    _assert_close(after, model(x, training=False))
