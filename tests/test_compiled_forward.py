@@ -27,9 +27,12 @@ def _with_statistics(model: keras.Model) -> keras.Model:
 
 def _assert_close(got, expected) -> None:
     """Equal to float rounding, relative to the output's scale: folding changes the order
-    of the sums, and raw detector outputs reach tens where probabilities stay below 1."""
+    of the sums, and raw detector outputs reach tens where probabilities stay below 1.
+    Seen between runs: up to 1.2e-5 on the segmenter's probabilities, 4.3e-5 on the
+    detector's outputs of 18; an unfolded BatchNorm with these statistics moves outputs by
+    tenths."""
     got, expected = np.asarray(got), np.asarray(expected)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * max(1.0, np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(1.0, np.abs(expected).max()))
 
 
 def _images(batch: int, size: int) -> np.ndarray:
