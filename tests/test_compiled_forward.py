@@ -1,6 +1,7 @@
 """The forward pass of val and predict (``visionkit.predict.compiled_forward``): with
-``fold=True`` BatchNorm is folded and the weights are frozen into the graph as constants;
-the outputs keep their structure and equal the trained model's to float rounding."""
+``fold=True`` BatchNorm is folded, with ``freeze=True`` the weights are frozen into the
+graph as constants (``run_model`` freezes long passes only); the outputs keep their
+structure and equal the trained model's to float rounding."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def _lite0(size: int) -> keras.Model:
 )
 def test_folded_and_frozen_forward_equals_the_model(build, size):
     model = _with_statistics(build(size))
-    forward = compiled_forward(model, fold=True)
+    forward = compiled_forward(model, fold=True, freeze=True)
     assert isinstance(forward, FrozenForward)
     for batch in (3, 2):  # another batch size reuses the frozen graph
         x = _images(batch, size)
@@ -71,7 +72,7 @@ def test_folded_and_frozen_forward_equals_the_model(build, size):
 def test_frozen_graph_holds_no_variables():
     """The point of freezing: the convolutions read constant filters, not variables."""
     model = _lite0(32)
-    forward = compiled_forward(model, fold=True)
+    forward = compiled_forward(model, fold=True, freeze=True)
     forward(tf.constant(_images(1, 32)))
     ((frozen, _),) = forward._frozen.values()
     ops = {op.type for op in frozen.graph.get_operations()}
@@ -80,23 +81,65 @@ def test_frozen_graph_holds_no_variables():
     assert not frozen.variables
 
 
-def test_frozen_forward_follows_the_input_signature():
-    """One frozen graph per (dtype, H, W, C): a fully convolutional model at two sizes."""
+def _fully_convolutional() -> keras.Model:
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
     x = keras.layers.BatchNormalization()(x)
-    model = _with_statistics(keras.Model(inputs, keras.layers.ReLU()(x)))
-    forward = compiled_forward(model, fold=True)
+    return _with_statistics(keras.Model(inputs, keras.layers.ReLU()(x)))
+
+
+def test_frozen_forward_follows_the_input_signature():
+    """One frozen graph per (dtype, H, W, C): a fully convolutional model at two sizes."""
+    model = _fully_convolutional()
+    forward = compiled_forward(model, fold=True, freeze=True)
     for size in (8, 12, 8):
         x = _images(2, size)
         _assert_close(forward(x), model(x, training=False))
     assert sorted(key[1] for key in forward._frozen) == [(8, 8, 3), (12, 12, 3)]
+    # each graph is frozen for its own size, not a relaxed (None, None, None, 3) trace
+    shapes = sorted(frozen.inputs[0].shape.as_list() for frozen, _ in forward._frozen.values())
+    assert shapes == [[None, 8, 8, 3], [None, 12, 12, 3]]
+
+
+def test_input_signatures_past_the_limit_run_unfrozen():
+    forward = compiled_forward(_fully_convolutional(), fold=True, freeze=True)
+    forward.max_graphs = 2
+    for size in (8, 12, 16):
+        x = _images(1, size)
+        _assert_close(forward(x), forward.fallback(x))
+    assert sorted(key[1][0] for key in forward._frozen) == [8, 12]
+
+
+def test_uint8_and_float_images_get_their_own_frozen_graphs():
+    model = _fully_convolutional()
+    forward = compiled_forward(model, fold=True, freeze=True)
+    x = _images(2, 8)
+    for images in (x.astype("uint8"), x):
+        _assert_close(forward(images), model(x, training=False))
+    assert sorted(key[0].name for key in forward._frozen) == ["float32", "uint8"]
+
+
+def test_dict_outputs_keep_their_structure_also_inside_a_tf_function():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    model = _with_statistics(keras.Model(inputs, {"map": x, "pooled": pooled}))
+    forward = compiled_forward(model, fold=True, freeze=True)
+    images = _images(2, 8)
+    expected = model(images, training=False)
+    got = forward(images)
+    assert isinstance(forward, FrozenForward) and set(got) == {"map", "pooled"}
+    for key in got:
+        _assert_close(got[key], expected[key])
+    traced = tf.function(lambda t: forward(t)["pooled"])(tf.constant(images))
+    _assert_close(traced, expected["pooled"])
 
 
 def test_models_over_the_freezing_cap_keep_their_variables(monkeypatch):
     monkeypatch.setattr(predict, "FREEZE_MAX_BYTES", 0)
     model = _lite0(32)
-    forward = compiled_forward(model, fold=True)
+    forward = compiled_forward(model, fold=True, freeze=True)
     assert not isinstance(forward, FrozenForward)
     x = _images(2, 32)
     _assert_close(forward(x), model(x, training=False))
@@ -114,3 +157,36 @@ def test_unfolded_forward_follows_later_weight_updates():
     after = forward(x).numpy()
     assert not np.allclose(before, after)
     _assert_close(after, model(x, training=False))
+
+
+@pytest.mark.parametrize(
+    ("fold", "batches", "cardinality_known", "frozen"),
+    [
+        (True, 3, True, True),
+        (True, 2, True, False),
+        (True, 3, False, False),
+        (False, 3, True, False),
+    ],
+    ids=["long-pass", "short-pass", "unknown-length", "not-folded"],
+)
+def test_run_model_freezes_only_long_folded_passes(
+    monkeypatch, fold, batches, cardinality_known, frozen
+):
+    """Freezing costs about a second once, so only passes of ``FREEZE_MIN_BATCHES``
+    batches or more (3 here) freeze; a pass of unknown length does not."""
+    monkeypatch.setattr(predict, "FREEZE_MIN_BATCHES", 3)
+    model = _fully_convolutional()
+    data = tf.data.Dataset.from_tensor_slices(_images(batches, 8)).batch(1)
+    if not cardinality_known:
+        data = data.filter(lambda x: True)
+    seen = []
+    real = predict.compiled_forward
+
+    def spy(model, **kwargs):
+        seen.append(kwargs)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(predict, "compiled_forward", spy)
+    outputs = [out for out, _ in predict.run_model(model, data, progress=False, fold=fold)]
+    assert seen == [{"fold": fold, "freeze": frozen}]
+    _assert_close(np.concatenate(outputs), model(_images(batches, 8), training=False))

@@ -3,8 +3,9 @@
 ``run_model`` calls the model under ``tf.function`` batch by batch over a ``tf.data``
 pipeline with a progress bar, in constant memory (only each batch's outputs are kept).
 Measured on EfficientNet-Lite0 (docs/benchmarks.md) the loop alone equals ``model.predict``
-(Keras 3 already compiles ``predict``); with BatchNorm folded and the weights frozen into
-the graph (``fold=True``, what val and predict use) it is about 1.8× ``model.predict``.
+(Keras 3 already compiles ``predict``); with BatchNorm folded (``fold=True``, what val and
+predict use; long passes also freeze the weights into the graph) it is about 1.8×
+``model.predict``.
 """
 
 from __future__ import annotations
@@ -66,14 +67,16 @@ class ExportedModel:
         return self.predictor(np.asarray(images))
 
 
-def compiled_forward(model, *, fold: bool = False):
+def compiled_forward(model, *, fold: bool = False, freeze: bool = False):
     """``model(x, training=False)`` as a ``tf.function`` that does not retrace per batch size.
 
-    ``fold=True`` runs an inference-only copy (it does not follow later weight updates):
-    BatchNormalization folded into the convolutions (``visionkit.models.fold``), and the
-    weights frozen into the graph as constants (``FrozenForward``). The outputs are the
-    same to float rounding; on these CPUs folding gives about 1.7× the rate of the model
-    as trained, and freezing 2–4 % more (docs/benchmarks.md, Throughput).
+    ``fold=True`` runs an inference-only copy (it does not follow later weight updates)
+    with BatchNormalization folded into the convolutions (``visionkit.models.fold``): the
+    same outputs to float rounding, about 1.7× the rate of the model as trained on these
+    CPUs. ``freeze=True`` also freezes the weights into the graph as constants
+    (``FrozenForward``; models of one image input): 3–5 % more on EfficientNet-Lite0,
+    about 1 % on MobileNetV2, for a one-off ~1 s (Lite0) to ~4 s (ResNet-50) per input
+    size, so ``run_model`` freezes only long passes (docs/benchmarks.md, Throughput).
     """
     import tensorflow as tf
 
@@ -88,12 +91,18 @@ def compiled_forward(model, *, fold: bool = False):
     def forward(images):
         return model(images, training=False)
 
-    if fold and _weight_bytes(model) <= FREEZE_MAX_BYTES:
-        return FrozenForward(forward)
+    if freeze and _weight_bytes(model) <= FREEZE_MAX_BYTES:
+        # freeze from a function of its own: reduce_retracing relaxes the second input
+        # size it sees to (None, None, None, C), which a frozen graph should not be
+        exact = tf.function(lambda images: model(images, training=False))
+        return FrozenForward(exact, fallback=forward)
     return forward
 
 
 FREEZE_MAX_BYTES = 1 << 30  # a frozen graph is one protocol buffer, which caps at 2 GiB
+# freezing costs ~1 s once for Lite0 and saves ~9 ms a batch of 32: it pays after ~110
+# batches, so passes of at least this many batches freeze (more than half the gain kept)
+FREEZE_MIN_BATCHES = 200
 
 
 def _weight_bytes(model) -> int:
@@ -107,11 +116,19 @@ class FrozenForward:
     Why: TensorFlow's oneDNN convolutions reorder a variable filter into their blocked
     layout at every call (about 4 % of an EfficientNet-Lite0 step at batch 32); a constant
     filter is reordered once and cached. Outputs keep the function's structure (a tensor,
-    tuple or dict) and equal its outputs to float rounding.
+    tuple or dict) and equal its outputs to float rounding. Each frozen graph holds a copy
+    of the weights: after ``max_graphs`` input signatures, further ones run ``fallback``
+    (the unfrozen function) instead of freezing another copy.
+
+    One caveat: the graph optimiser drops an all-zero constant bias and, with it, the
+    fusion of bias and activation into the convolution, so an untrained model (every
+    folded bias zero) runs slower frozen; trained models are not affected.
     """
 
-    def __init__(self, function):
+    def __init__(self, function, fallback=None, max_graphs: int = 4):
         self.function = function
+        self.fallback = fallback or function
+        self.max_graphs = max_graphs
         self._frozen: dict[tuple, tuple] = {}
 
     def __call__(self, images):
@@ -120,6 +137,8 @@ class FrozenForward:
         images = tf.convert_to_tensor(images)
         key = (images.dtype, tuple(images.shape[1:]))
         if key not in self._frozen:
+            if len(self._frozen) >= self.max_graphs:
+                return self.fallback(images)
             self._frozen[key] = self._freeze(images)
         frozen, structure = self._frozen[key]
         return tf.nest.pack_sequence_as(structure, frozen(images))
@@ -198,13 +217,16 @@ def run_model(
     """Yield ``(outputs, rest)`` per batch: the model's outputs as NumPy (nested like the
     model's outputs) and the batch's other elements (labels, paths...) as NumPy.
 
-    ``forward`` defaults to ``compiled_forward(model, fold=fold)``."""
+    ``forward`` defaults to ``compiled_forward(model, fold=fold)``, with the weights also
+    frozen when ``fold`` is set and the dataset has ``FREEZE_MIN_BATCHES`` batches or more."""
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    forward = forward or compiled_forward(model, fold=fold)
     cardinality = int(dataset.cardinality())
     total = cardinality if cardinality >= 0 else None
+    if forward is None:
+        freeze = fold and cardinality >= FREEZE_MIN_BATCHES
+        forward = compiled_forward(model, fold=fold, freeze=freeze)
     for batch in tqdm(
         dataset, total=total, desc=desc, unit="batch", disable=not progress, leave=False
     ):
