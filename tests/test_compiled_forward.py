@@ -9,21 +9,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from batchnorm_statistics import random_statistics
 
 from visionkit import predict
 from visionkit.models import create_model
 from visionkit.models.classifier import image_classifier
 from visionkit.predict import FrozenForward, compiled_forward
-
-
-def _with_statistics(model: keras.Model) -> keras.Model:
-    """Moving statistics far from the identity, so that folding has work to do."""
-    rng = np.random.default_rng(0)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.5, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.3, 2.0, layer.moving_variance.shape))
-    return model
 
 
 def _assert_close(got, expected) -> None:
@@ -54,7 +45,7 @@ def _lite0(size: int) -> keras.Model:
     ids=["classifier", "detector", "segmenter"],
 )
 def test_folded_and_frozen_forward_equals_the_model(build, size):
-    model = _with_statistics(build(size))
+    model = random_statistics(build(size))
     forward = compiled_forward(model, fold=True, freeze=True)
     assert isinstance(forward, FrozenForward)
     for batch in (3, 2):  # another batch size reuses the frozen graph
@@ -85,7 +76,7 @@ def _fully_convolutional() -> keras.Model:
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
     x = keras.layers.BatchNormalization()(x)
-    return _with_statistics(keras.Model(inputs, keras.layers.ReLU()(x)))
+    return random_statistics(keras.Model(inputs, keras.layers.ReLU()(x)))
 
 
 def test_frozen_forward_follows_the_input_signature():
@@ -124,7 +115,7 @@ def test_dict_outputs_keep_their_structure_also_inside_a_tf_function():
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
     x = keras.layers.BatchNormalization()(x)
     pooled = keras.layers.GlobalAveragePooling2D()(x)
-    model = _with_statistics(keras.Model(inputs, {"map": x, "pooled": pooled}))
+    model = random_statistics(keras.Model(inputs, {"map": x, "pooled": pooled}))
     forward = compiled_forward(model, fold=True, freeze=True)
     images = _images(2, 8)
     expected = model(images, training=False)

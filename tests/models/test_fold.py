@@ -5,24 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from batchnorm_statistics import random_statistics as _random_statistics
 
 from visionkit.models import create_model
 from visionkit.models.classifier import image_classifier
 from visionkit.models.fold import fold_batchnorm, foldable_pairs
-
-
-def _random_statistics(model: keras.Model, seed: int = 0) -> None:
-    """Moving statistics and affine terms far from the identity, so folding matters."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shape = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0, 0.5, shape))
-            layer.moving_variance.assign(rng.uniform(0.3, 2.0, shape))
-            if layer.scale:
-                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
-            if layer.center:
-                layer.beta.assign(rng.normal(0, 0.2, shape))
 
 
 def _batchnorms(model: keras.Model) -> int:
