@@ -60,35 +60,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # shared test helpers
 import _common as C
 import numpy as np
+from batchnorm_statistics import random_statistics
 
 BATCH = 32
 LITE0 = "imagenet:efficientnet_lite0"
 
 
 # -- predict -------------------------------------------------------------------------------
-def _trained_statistics(model) -> None:
-    """BatchNorm statistics and affine terms away from their initial values, seeded.
-
-    The speed does not depend on the weights' values with one exception: at
-    initialisation every folded bias is zero, and TensorFlow's graph optimiser drops an
-    all-zero constant bias, and with it the fusion of bias and activation into the
-    convolution, so an untrained model would misstate the frozen graph's speed."""
-    import keras
-
-    rng = np.random.default_rng(0)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shape = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0, 0.5, shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
-            if layer.scale:
-                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
-            if layer.center:
-                layer.beta.assign(rng.normal(0, 0.2, shape))
-
-
 def predict_part(
     root: Path, repeats: int, only: list[str] | None = None, model_name: str = LITE0
 ) -> tuple[dict, str]:
@@ -112,7 +93,10 @@ def predict_part(
     else:
         keras.utils.set_random_seed(0)
         model = image_classifier(model_name, num_classes=1000, input_shape=(224, 224, 3))
-        _trained_statistics(model)
+        # the speed does not depend on the weights' values, with one exception: at
+        # initialisation every folded bias is zero, and TensorFlow's graph optimiser drops
+        # an all-zero constant bias and with it the conv+bias+activation fusion
+        random_statistics(model)
     imgsz = tuple(model.input_shape[1:3])
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in files])
 
