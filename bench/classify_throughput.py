@@ -17,8 +17,11 @@ medians reported):
   into its convolutions and the weights frozen into the graph
   (``compiled_forward(model, fold=True, freeze=True)``: what ``predict_command`` runs on
   passes of ``FREEZE_MIN_BATCHES`` = 200 batches or more; the repeated 300-image passes
-  here stand for the steady state of such a run; shorter runs skip the one-off freezing).
+  here stand for the steady state of such a run; shorter runs skip the one-off freezing),
+  each batch run as two half batches side by side (``visionkit.predict.in_halves``).
   The ``tf.function`` is built once and reused.
+* ``vk_files_unfrozen``: the same loop with the forward a shorter predict command runs
+  (``compiled_forward(model, fold=True)``: folded, halves, weights left as variables).
 * ``keras_numpy``: ``model.predict(x, batch_size=32)`` on a NumPy array of the same images,
   already decoded and resized (decoding and resizing NOT timed: favours Keras).
 * ``keras_tfdata``: ``model.predict`` on ``tf.data.Dataset.from_tensor_slices(x).batch(32)``
@@ -28,6 +31,7 @@ medians reported):
 * ``vk_memory``: ``run_model`` over the in-memory ``tf.data`` of ``keras_tfdata``.
 * ``vk_memory_unfrozen``: the same with BatchNorm folded but the weights left as
   variables: what freezing gains.
+* ``vk_memory_whole``: ``vk_memory`` with each batch run whole: what the halves gain.
 * ``vk_memory_unfolded``: the same with the model as trained (no folding): what the
   ``tf.function`` loop alone gains.
 * ``vk_cli``: the whole ``predict_command`` (``visionkit classify predict
@@ -81,7 +85,6 @@ def predict_part(
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.types import Dataset, Example
     from visionkit.models.classifier import image_classifier
-    from visionkit.models.fold import fold_batchnorm
     from visionkit.predict import compiled_forward, run_model
     from visionkit.tasks.classify import load_classifier, predict_command
 
@@ -110,13 +113,11 @@ def predict_part(
     memory = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
     forward = compiled_forward(model, fold=True, freeze=True)  # a long pass's forward
     unfolded = compiled_forward(model)
-    folded_model = fold_batchnorm(model)
-    unfrozen = tf.function(
-        lambda images: folded_model(images, training=False), reduce_retracing=True
-    )
+    unfrozen = compiled_forward(model, fold=True)  # what a shorter predict command runs
+    whole = compiled_forward(model, fold=True, freeze=True, halves=False)
 
-    def vk(ds):
-        return np.concatenate([o for o, _ in run_model(model, ds, progress=False, forward=forward)])
+    def vk(ds, through=forward):
+        return np.concatenate([o for o, _ in run_model(model, ds, progress=False, forward=through)])
 
     out_dir = Path(tempfile.mkdtemp(prefix="predict_bench_"))
     cli_config = resolve(
@@ -151,26 +152,14 @@ def predict_part(
 
     paths = {
         "vk_files": lambda: vk(files_pipeline()),
+        "vk_files_unfrozen": lambda: vk(files_pipeline(), unfrozen),
         "keras_numpy": lambda: model.predict(x, batch_size=BATCH, verbose=0),
         "keras_tfdata": lambda: model.predict(memory, verbose=0),
         "keras_files": lambda: model.predict(files_pipeline().map(lambda i, y: i), verbose=0),
         "vk_memory": lambda: vk(memory.map(lambda i: (i,))),
-        "vk_memory_unfrozen": lambda: np.concatenate(
-            [
-                o
-                for o, _ in run_model(
-                    model, memory.map(lambda i: (i,)), progress=False, forward=unfrozen
-                )
-            ]
-        ),
-        "vk_memory_unfolded": lambda: np.concatenate(
-            [
-                o
-                for o, _ in run_model(
-                    model, memory.map(lambda i: (i,)), progress=False, forward=unfolded
-                )
-            ]
-        ),
+        "vk_memory_unfrozen": lambda: vk(memory.map(lambda i: (i,)), unfrozen),
+        "vk_memory_whole": lambda: vk(memory.map(lambda i: (i,)), whole),
+        "vk_memory_unfolded": lambda: vk(memory.map(lambda i: (i,)), unfolded),
         "vk_cli": lambda: predict_command({**cli_config, "name": f"p{next(counter)}"}),
         "vk_tflite_files": lambda: vk_tflite(files_pipeline()),
         "vk_tflite_cli": lambda: predict_command({**tflite_config, "name": f"t{next(counter)}"}),
@@ -185,10 +174,12 @@ def predict_part(
         k: float(np.max(np.abs(outputs[k] - ref)))
         for k in (
             "vk_files",
+            "vk_files_unfrozen",
             "keras_tfdata",
             "keras_files",
             "vk_memory",
             "vk_memory_unfrozen",
+            "vk_memory_whole",
             "vk_memory_unfolded",
             "vk_tflite_files",
         )
@@ -202,13 +193,16 @@ def predict_part(
             times[name].append(time.perf_counter() - t0)
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     includes = {
-        "vk_files": "JPEG read+decode+resize (tf.data) + model (BN folded, frozen), "
+        "vk_files": "JPEG read+decode+resize (tf.data) + model (BN folded, frozen, halves), "
         "tf.function loop",
+        "vk_files_unfrozen": "as vk_files, weights as variables (a shorter command's forward)",
         "keras_numpy": "model only (images decoded+resized beforehand)",
         "keras_tfdata": "model only, tf.data from the decoded array",
         "keras_files": "JPEG read+decode+resize (same tf.data) + model.predict",
-        "vk_memory": "model only (BN folded, frozen), tf.function loop over the decoded array",
-        "vk_memory_unfrozen": "model only (BN folded, weights as variables), same loop",
+        "vk_memory": "model only (BN folded, frozen, halves), tf.function loop over the "
+        "decoded array",
+        "vk_memory_unfrozen": "model only (BN folded, halves, weights as variables), same loop",
+        "vk_memory_whole": "model only (BN folded, frozen, each batch whole), same loop",
         "vk_memory_unfolded": "model only (as trained), tf.function loop over the decoded array",
         "vk_cli": "predict_command end to end: model build, file checks, trace, decode, model, CSV",
         "vk_tflite_files": "as vk_files, the model exported to TFLite fp32 (2 threads, uint8 in)",
@@ -220,6 +214,10 @@ def predict_part(
     ]
     pairs = {
         "vk_files / keras_numpy": ("vk_files", "keras_numpy"),
+        "vk_files_unfrozen / keras_numpy (a shorter command's forward)": (
+            "vk_files_unfrozen",
+            "keras_numpy",
+        ),
         "vk_files / keras_tfdata": ("vk_files", "keras_tfdata"),
         "vk_files / keras_files (same pipeline)": ("vk_files", "keras_files"),
         "vk_memory / keras_tfdata (same in-memory data)": ("vk_memory", "keras_tfdata"),
@@ -228,7 +226,8 @@ def predict_part(
             "keras_tfdata",
         ),
         "vk_memory / vk_memory_unfrozen (freezing alone)": ("vk_memory", "vk_memory_unfrozen"),
-        "vk_memory_unfrozen / vk_memory_unfolded (folding alone)": (
+        "vk_memory / vk_memory_whole (halves alone)": ("vk_memory", "vk_memory_whole"),
+        "vk_memory_unfrozen / vk_memory_unfolded (folding and halves)": (
             "vk_memory_unfrozen",
             "vk_memory_unfolded",
         ),

@@ -67,7 +67,9 @@ class ExportedModel:
         return self.predictor(np.asarray(images))
 
 
-def compiled_forward(model, *, fold: bool = False, freeze: bool = False):
+def compiled_forward(
+    model, *, fold: bool = False, freeze: bool = False, halves: bool | None = None
+):
     """``model(x, training=False)`` as a ``tf.function`` that does not retrace per batch size.
 
     ``fold=True`` runs an inference-only copy (it does not follow later weight updates)
@@ -77,6 +79,8 @@ def compiled_forward(model, *, fold: bool = False, freeze: bool = False):
     (``FrozenForward``; models of one image input): 3–5 % more on EfficientNet-Lite0,
     about 1 % on MobileNetV2, for a one-off ~1 s (Lite0) to ~4 s (ResNet-50) per input
     size, so ``run_model`` freezes only long passes (docs/benchmarks.md, Throughput).
+    ``halves`` (default: ``fold``) runs each batch as two half batches side by side
+    (``in_halves``): the same outputs, 6–13 % faster for mobile backbones on 2 cores.
     """
     import tensorflow as tf
 
@@ -86,17 +90,42 @@ def compiled_forward(model, *, fold: bool = False, freeze: bool = False):
         from visionkit.models.fold import fold_batchnorm
 
         model = fold_batchnorm(model)
+    halves = fold if halves is None else halves
+
+    def call(images):
+        return model(images, training=False)
 
     @tf.function(reduce_retracing=True)
     def forward(images):
-        return model(images, training=False)
+        return in_halves(call, images) if halves else call(images)
 
     if freeze and _weight_bytes(model) <= FREEZE_MAX_BYTES:
         # freeze from a function of its own: reduce_retracing relaxes the second input
         # size it sees to (None, None, None, C), which a frozen graph should not be
-        exact = tf.function(lambda images: model(images, training=False))
-        return FrozenForward(exact, fallback=forward)
+        return FrozenForward(tf.function(call), fallback=forward, halves=halves)
     return forward
+
+
+def in_halves(call, images):
+    """``call(images)`` computed as ``call`` on the first and on the second half of the
+    batch, concatenated; inside a ``tf.function`` (batches of one run whole).
+
+    The two calls are independent ops of one graph, which TensorFlow's executor runs side
+    by side: on 2 cores that fills the gaps each op leaves between its parallel chunks and
+    overlaps memory-bound layers with compute-bound ones. Measured at batch 32
+    (docs/benchmarks.md, Throughput): EfficientNet-Lite0 1.06–1.13×, MobileNetV2
+    1.06–1.08×, ResNet-50 1.00×; the outputs were bit-identical. ``call`` must map each
+    image independently (inference) and return batch-major outputs (a tensor or a nest).
+    """
+    import tensorflow as tf
+
+    half = tf.shape(images)[0] // 2
+
+    def split():
+        first, second = call(images[:half]), call(images[half:])
+        return tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), first, second)
+
+    return tf.cond(half > 0, split, lambda: call(images))
 
 
 FREEZE_MAX_BYTES = 1 << 30  # a frozen graph is one protocol buffer, which caps at 2 GiB
@@ -118,17 +147,19 @@ class FrozenForward:
     filter is reordered once and cached. Outputs keep the function's structure (a tensor,
     tuple or dict) and equal its outputs to float rounding. Each frozen graph holds a copy
     of the weights: after ``max_graphs`` input signatures, further ones run ``fallback``
-    (the unfrozen function) instead of freezing another copy.
+    (the unfrozen function) instead of freezing another copy. ``halves=True`` calls each
+    frozen graph on the two halves of a batch side by side (``in_halves``).
 
     One caveat: the graph optimiser drops an all-zero constant bias and, with it, the
     fusion of bias and activation into the convolution, so an untrained model (every
     folded bias zero) runs slower frozen; trained models are not affected.
     """
 
-    def __init__(self, function, fallback=None, max_graphs: int = 4):
+    def __init__(self, function, fallback=None, max_graphs: int = 4, halves: bool = False):
         self.function = function
         self.fallback = fallback or function
         self.max_graphs = max_graphs
+        self.halves = halves
         self._frozen: dict[tuple, tuple] = {}
 
     def __call__(self, images):
@@ -152,7 +183,12 @@ class FrozenForward:
         spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
         with tf.init_scope():  # build the frozen graph eagerly, also when called in a trace
             concrete = self.function.get_concrete_function(spec)
-            return convert_variables_to_constants_v2(concrete), concrete.structured_outputs
+            frozen = convert_variables_to_constants_v2(concrete)
+            if not self.halves:
+                return frozen, concrete.structured_outputs
+            # one frozen graph called on each half: the weights are held once
+            halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
+            return halved, concrete.structured_outputs
 
 
 TTA_SYMMETRIES = ("hflip", "vflip", "transpose")
