@@ -1,7 +1,8 @@
 """The forward pass of val and predict (``visionkit.predict.compiled_forward``): with
 ``fold=True`` BatchNorm is folded, with ``freeze=True`` the weights are frozen into the
-graph as constants (``run_model`` freezes long passes only); the outputs keep their
-structure and equal the trained model's to float rounding."""
+graph as constants (``run_model`` freezes long passes only), and by default each batch
+runs as two half batches side by side (``in_halves``); the outputs keep their structure
+and equal the trained model's to float rounding."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from batchnorm_statistics import random_statistics
 from visionkit import predict
 from visionkit.models import create_model
 from visionkit.models.classifier import image_classifier
-from visionkit.predict import FrozenForward, compiled_forward
+from visionkit.predict import FrozenForward, compiled_forward, in_halves
 
 
 def _assert_close(got, expected) -> None:
@@ -63,13 +64,17 @@ def test_folded_and_frozen_forward_equals_the_model(build, size):
 def test_frozen_graph_holds_no_variables():
     """The point of freezing: the convolutions read constant filters, not variables."""
     model = _lite0(32)
-    forward = compiled_forward(model, fold=True, freeze=True)
+    forward = compiled_forward(model, fold=True, freeze=True, halves=False)
     forward(tf.constant(_images(1, 32)))
     ((frozen, _),) = forward._frozen.values()
     ops = {op.type for op in frozen.graph.get_operations()}
     assert "Conv2D" in ops or "DepthwiseConv2dNative" in ops
     assert not ops & {"ReadVariableOp", "VarHandleOp"}
     assert not frozen.variables
+    halved = compiled_forward(model, fold=True, freeze=True)  # calls a frozen graph twice
+    halved(tf.constant(_images(2, 32)))
+    ((frozen, _),) = halved._frozen.values()
+    assert not frozen.variables and not frozen.captured_inputs
 
 
 def _fully_convolutional() -> keras.Model:
@@ -181,3 +186,55 @@ def test_run_model_freezes_only_long_folded_passes(
     outputs = [out for out, _ in predict.run_model(model, data, progress=False, fold=fold)]
     assert seen == [{"fold": fold, "freeze": frozen}]
     _assert_close(np.concatenate(outputs), model(_images(batches, 8), training=False))
+
+
+def test_in_halves_calls_each_half_and_concatenates_the_structure():
+    """Eagerly ``tf.cond`` runs one branch, so the calls' batch sizes can be recorded."""
+    sizes = []
+
+    def call(images):
+        sizes.append(images.shape[0])  # None when traced
+        return {"sum": tf.reduce_sum(images, axis=[1, 2, 3]), "first": images[:, 0, 0, :]}
+
+    images = tf.constant(_images(5, 4))
+    got = in_halves(call, images)
+    assert sizes == [2, 3]
+    expected = call(images)
+    for key in ("sum", "first"):
+        np.testing.assert_array_equal(got[key], expected[key])
+    sizes.clear()
+    in_halves(call, images[:1])  # a batch of one runs whole: no empty half
+    assert sizes == [1]
+    traced = tf.function(lambda t: in_halves(call, t)["sum"])
+    for batch in (1, 4, 5):
+        np.testing.assert_array_equal(traced(images[:batch]), expected["sum"][:batch])
+
+
+@pytest.mark.parametrize("freeze", [False, True], ids=["variables", "frozen"])
+def test_halves_give_the_whole_batch_outputs(freeze):
+    model = random_statistics(_lite0(32))
+    halves = compiled_forward(model, fold=True, freeze=freeze)
+    whole = compiled_forward(model, fold=True, freeze=freeze, halves=False)
+    for batch in (1, 2, 5):
+        x = tf.constant(_images(batch, 32))
+        _assert_close(halves(x), whole(x))
+        _assert_close(halves(x), model(x, training=False))
+
+
+def test_folded_forwards_run_in_halves_by_default(monkeypatch):
+    calls = []
+    real = predict.in_halves
+
+    def spy(call, images):
+        calls.append(images.shape[0])
+        return real(call, images)
+
+    monkeypatch.setattr(predict, "in_halves", spy)
+    model = _fully_convolutional()
+    x = _images(4, 8)
+    compiled_forward(model)(x)
+    compiled_forward(model, fold=True, halves=False)(x)
+    assert calls == []
+    compiled_forward(model, fold=True)(x)
+    compiled_forward(model, fold=True, freeze=True)(x)
+    assert len(calls) == 2

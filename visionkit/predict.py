@@ -188,7 +188,7 @@ class FrozenForward:
                 return frozen, concrete.structured_outputs
             # one frozen graph called on each half: the weights are held once
             halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
-            return halved, concrete.structured_outputs
+            return halved.get_concrete_function(), concrete.structured_outputs
 
 
 TTA_SYMMETRIES = ("hflip", "vflip", "transpose")
