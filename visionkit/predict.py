@@ -3,9 +3,10 @@
 ``run_model`` calls the model under ``tf.function`` batch by batch over a ``tf.data``
 pipeline with a progress bar, in constant memory (only each batch's outputs are kept).
 Measured on EfficientNet-Lite0 (docs/benchmarks.md) the loop alone equals ``model.predict``
-(Keras 3 already compiles ``predict``); with BatchNorm folded (``fold=True``, what val and
-predict use; long passes also freeze the weights into the graph) it is about 1.8×
-``model.predict``.
+(Keras 3 already compiles ``predict``); with BatchNorm folded and each batch run as two
+half batches side by side (``fold=True``, what val and predict use; long passes also
+freeze the weights into the graph) it is about 2× ``model.predict``, JPEG decoding
+included.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def compiled_forward(
     about 1 % on MobileNetV2, for a one-off ~1 s (Lite0) to ~4 s (ResNet-50) per input
     size, so ``run_model`` freezes only long passes (docs/benchmarks.md, Throughput).
     ``halves`` (default: ``fold``) runs each batch as two half batches side by side
-    (``in_halves``): the same outputs, 6–13 % faster for mobile backbones on 2 cores.
+    (``in_halves``): the same outputs, 2–14 % faster for mobile backbones on 2 cores.
     """
     import tensorflow as tf
 
@@ -112,10 +113,12 @@ def in_halves(call, images):
 
     The two calls are independent ops of one graph, which TensorFlow's executor runs side
     by side: on 2 cores that fills the gaps each op leaves between its parallel chunks and
-    overlaps memory-bound layers with compute-bound ones. Measured at batch 32
-    (docs/benchmarks.md, Throughput): EfficientNet-Lite0 1.06–1.13×, MobileNetV2
-    1.06–1.08×, ResNet-50 1.00×; the outputs were bit-identical. ``call`` must map each
-    image independently (inference) and return batch-major outputs (a tensor or a nest).
+    overlaps memory-bound layers with compute-bound ones. Measured (docs/benchmarks.md,
+    Throughput; ``bench/forward_halves.py``): EfficientNet-Lite0 and MobileNetV2 at batch
+    32 1.04–1.14×, YOLO and U-Net-Lite0 detectors and segmenters 1.02–1.05×, ResNet-50,
+    the classic U-Net and DeepLabV3+ 1.00×; the outputs were bit-identical. ``call`` must
+    map each image independently (inference) and return batch-major outputs (a tensor or
+    a nest).
     """
     import tensorflow as tf
 
