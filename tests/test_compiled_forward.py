@@ -15,7 +15,7 @@ from batchnorm_statistics import random_statistics
 from visionkit import predict
 from visionkit.models import create_model
 from visionkit.models.classifier import image_classifier
-from visionkit.predict import FrozenForward, compiled_forward, in_halves
+from visionkit.predict import FrozenForward, PerImageSize, compiled_forward, in_halves
 
 
 def _assert_close(got, expected) -> None:
@@ -58,7 +58,7 @@ def test_folded_and_frozen_forward_equals_the_model(build, size):
         )
         for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
             _assert_close(a, b)
-    assert len(forward._frozen) == 1
+    assert len(forward._graphs) == 1
 
 
 def test_frozen_graph_holds_no_variables():
@@ -66,14 +66,14 @@ def test_frozen_graph_holds_no_variables():
     model = _lite0(32)
     forward = compiled_forward(model, fold=True, freeze=True, halves=False)
     forward(tf.constant(_images(1, 32)))
-    ((frozen, _),) = forward._frozen.values()
+    ((frozen, _),) = forward._graphs.values()
     ops = {op.type for op in frozen.graph.get_operations()}
     assert "Conv2D" in ops or "DepthwiseConv2dNative" in ops
     assert not ops & {"ReadVariableOp", "VarHandleOp"}
     assert not frozen.variables
     halved = compiled_forward(model, fold=True, freeze=True)  # calls a frozen graph twice
     halved(tf.constant(_images(2, 32)))
-    ((frozen, _),) = halved._frozen.values()
+    ((frozen, _),) = halved._graphs.values()
     assert not frozen.variables and not frozen.captured_inputs
 
 
@@ -91,9 +91,9 @@ def test_frozen_forward_follows_the_input_signature():
     for size in (8, 12, 8):
         x = _images(2, size)
         _assert_close(forward(x), model(x, training=False))
-    assert sorted(key[1] for key in forward._frozen) == [(8, 8, 3), (12, 12, 3)]
+    assert sorted(key[1] for key in forward._graphs) == [(8, 8, 3), (12, 12, 3)]
     # each graph is frozen for its own size, not a relaxed (None, None, None, 3) trace
-    shapes = sorted(frozen.inputs[0].shape.as_list() for frozen, _ in forward._frozen.values())
+    shapes = sorted(frozen.inputs[0].shape.as_list() for frozen, _ in forward._graphs.values())
     assert shapes == [[None, 8, 8, 3], [None, 12, 12, 3]]
 
 
@@ -103,7 +103,7 @@ def test_input_signatures_past_the_limit_run_unfrozen():
     for size in (8, 12, 16):
         x = _images(1, size)
         _assert_close(forward(x), forward.fallback(x))
-    assert sorted(key[1][0] for key in forward._frozen) == [8, 12]
+    assert sorted(key[1][0] for key in forward._graphs) == [8, 12]
 
 
 def test_uint8_and_float_images_get_their_own_frozen_graphs():
@@ -112,7 +112,7 @@ def test_uint8_and_float_images_get_their_own_frozen_graphs():
     x = _images(2, 8)
     for images in (x.astype("uint8"), x):
         _assert_close(forward(images), model(x, training=False))
-    assert sorted(key[0].name for key in forward._frozen) == ["float32", "uint8"]
+    assert sorted(key[0].name for key in forward._graphs) == ["float32", "uint8"]
 
 
 def test_dict_outputs_keep_their_structure_also_inside_a_tf_function():
@@ -189,7 +189,7 @@ def test_run_model_freezes_only_long_folded_passes(
 
 
 def test_in_halves_calls_each_half_and_concatenates_the_structure():
-    """Eagerly ``tf.cond`` runs one branch, so the calls' batch sizes can be recorded."""
+    """Called eagerly here, so that the calls' batch sizes can be recorded."""
     sizes = []
 
     def call(images):
@@ -198,13 +198,15 @@ def test_in_halves_calls_each_half_and_concatenates_the_structure():
 
     images = tf.constant(_images(5, 4))
     got = in_halves(call, images)
-    assert sizes == [2, 3]
+    assert sizes == [3, 3]  # the middle image of an odd batch goes to both halves
     expected = call(images)
     for key in ("sum", "first"):
         np.testing.assert_array_equal(got[key], expected[key])
-    sizes.clear()
-    in_halves(call, images[:1])  # a batch of one runs whole: no empty half
-    assert sizes == [1]
+    for batch, halves in ((4, [2, 2]), (1, [1, 1])):  # never an empty half
+        sizes.clear()
+        got = in_halves(call, images[:batch])
+        assert sizes == halves
+        np.testing.assert_array_equal(got["sum"], expected["sum"][:batch])
     traced = tf.function(lambda t: in_halves(call, t)["sum"])
     for batch in (1, 4, 5):
         np.testing.assert_array_equal(traced(images[:batch]), expected["sum"][:batch])
@@ -238,3 +240,33 @@ def test_folded_forwards_run_in_halves_by_default(monkeypatch):
     compiled_forward(model, fold=True)(x)
     compiled_forward(model, fold=True, freeze=True)(x)
     assert len(calls) == 2
+
+
+def test_one_trace_per_image_size_serves_every_batch_size():
+    """A pass's smaller last batch must not trace the model again (``reduce_retracing``
+    would: ~0.4 s for Lite0 in every command)."""
+    traces = []
+
+    def double(images):
+        traces.append(tuple(images.shape))
+        return images * 2
+
+    forward = PerImageSize(tf.function(double), max_graphs=2)
+    for batch in (4, 3, 1, 4):
+        x = _images(batch, 8)
+        np.testing.assert_array_equal(forward(x), x * 2)
+    assert traces == [(None, 8, 8, 3)]
+    forward(_images(2, 6))
+    assert traces == [(None, 8, 8, 3), (None, 6, 6, 3)]
+    forward(_images(2, 5))  # past max_graphs: the fallback (here the function itself)
+    assert len(forward._graphs) == 2 and traces[-1] == (2, 5, 5, 3)
+
+
+def test_compiled_forwards_trace_once_per_image_size():
+    model = _fully_convolutional()
+    for kwargs in ({}, {"fold": True}, {"fold": True, "halves": False}):
+        forward = compiled_forward(model, **kwargs)
+        assert isinstance(forward, PerImageSize)
+        for batch in (4, 3):
+            _assert_close(forward(_images(batch, 8)), model(_images(batch, 8), training=False))
+        assert len(forward._graphs) == 1

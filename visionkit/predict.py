@@ -96,20 +96,23 @@ def compiled_forward(
     def call(images):
         return model(images, training=False)
 
-    @tf.function(reduce_retracing=True)
-    def forward(images):
-        return in_halves(call, images) if halves else call(images)
+    # one trace for both halves (a slice has no static batch size): tracing the model
+    # twice into the graph would add ~0.2 s (Lite0) to every input size
+    traced_once = tf.function(call)
 
+    def whole_or_halves(images):
+        return in_halves(traced_once, images) if halves else call(images)
+
+    # past PerImageSize's few input sizes: one function that relaxes its input shape
+    relaxed = tf.function(whole_or_halves, reduce_retracing=True)
     if freeze and _weight_bytes(model) <= FREEZE_MAX_BYTES:
-        # freeze from a function of its own: reduce_retracing relaxes the second input
-        # size it sees to (None, None, None, C), which a frozen graph should not be
-        return FrozenForward(tf.function(call), fallback=forward, halves=halves)
-    return forward
+        return FrozenForward(tf.function(call), fallback=relaxed, halves=halves)
+    return PerImageSize(tf.function(whole_or_halves), fallback=relaxed)
 
 
 def in_halves(call, images):
     """``call(images)`` computed as ``call`` on the first and on the second half of the
-    batch, concatenated; inside a ``tf.function`` (batches of one run whole).
+    batch, concatenated; for use inside a ``tf.function``.
 
     The two calls are independent ops of one graph, which TensorFlow's executor runs side
     by side: on 2 cores that fills the gaps each op leaves between its parallel chunks and
@@ -118,17 +121,15 @@ def in_halves(call, images):
     32 1.04–1.14×, YOLO and U-Net-Lite0 detectors and segmenters 1.02–1.05×, ResNet-50,
     the classic U-Net and DeepLabV3+ 1.00×; the outputs were bit-identical. ``call`` must
     map each image independently (inference) and return batch-major outputs (a tensor or
-    a nest).
+    a nest). An odd batch's middle image goes to both halves (its second result is
+    dropped), so no half is ever empty and no branch is needed: a batch of one runs twice.
     """
     import tensorflow as tf
 
-    half = tf.shape(images)[0] // 2
-
-    def split():
-        first, second = call(images[:half]), call(images[half:])
-        return tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), first, second)
-
-    return tf.cond(half > 0, split, lambda: call(images))
+    size = tf.shape(images)[0]
+    upper, lower = (size + 1) // 2, size // 2
+    first, second = call(images[:upper]), call(images[lower:])
+    return tf.nest.map_structure(lambda a, b: tf.concat([a, b[upper - lower :]], 0), first, second)
 
 
 FREEZE_MAX_BYTES = 1 << 30  # a frozen graph is one protocol buffer, which caps at 2 GiB
@@ -141,17 +142,56 @@ def _weight_bytes(model) -> int:
     return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
 
 
-class FrozenForward:
-    """A ``tf.function`` of one image tensor with the variables it reads turned into graph
-    constants, one frozen graph per (dtype, H, W, C) of the input, any batch size.
+class PerImageSize:
+    """A ``tf.function`` of one image tensor called through one graph per (dtype, H, W, C)
+    of its input, each traced for any batch size.
+
+    Why: ``reduce_retracing`` traces the first batch at its exact size and traces again
+    for the smaller last batch of a pass (about 0.4 s for EfficientNet-Lite0, more for
+    larger models, in every val and predict command). Here the first call already traces
+    for (None, H, W, C). After ``max_graphs`` input signatures, further ones run
+    ``fallback`` (a ``reduce_retracing`` function) instead. Calls inside a ``tf.function``
+    trace work too (the graph is built eagerly, under ``tf.init_scope``).
+    """
+
+    def __init__(self, function, fallback=None, max_graphs: int = 4):
+        self.function = function
+        self.fallback = fallback or function
+        self.max_graphs = max_graphs
+        self._graphs: dict[tuple, tuple] = {}
+
+    def __call__(self, images):
+        import tensorflow as tf
+
+        images = tf.convert_to_tensor(images)
+        key = (images.dtype, tuple(images.shape[1:]))
+        if key not in self._graphs:
+            if len(self._graphs) >= self.max_graphs:
+                return self.fallback(images)
+            spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
+            with tf.init_scope():
+                self._graphs[key] = self._build(spec)
+        graph, structure = self._graphs[key]
+        outputs = graph(images)
+        return outputs if structure is None else tf.nest.pack_sequence_as(structure, outputs)
+
+    def _build(self, spec) -> tuple:
+        """(a callable for inputs of ``spec``, the structure to repack its flat outputs
+        into, or None when it returns them structured)."""
+        return self.function.get_concrete_function(spec), None
+
+
+class FrozenForward(PerImageSize):
+    """A ``PerImageSize`` whose graphs have the variables they read turned into graph
+    constants.
 
     Why: TensorFlow's oneDNN convolutions reorder a variable filter into their blocked
     layout at every call (about 4 % of an EfficientNet-Lite0 step at batch 32); a constant
     filter is reordered once and cached. Outputs keep the function's structure (a tensor,
     tuple or dict) and equal its outputs to float rounding. Each frozen graph holds a copy
-    of the weights: after ``max_graphs`` input signatures, further ones run ``fallback``
-    (the unfrozen function) instead of freezing another copy. ``halves=True`` calls each
-    frozen graph on the two halves of a batch side by side (``in_halves``).
+    of the weights, hence the cap on input signatures (``max_graphs``; past it the
+    unfrozen ``fallback`` runs). ``halves=True`` calls each frozen graph on the two halves
+    of a batch side by side (``in_halves``).
 
     One caveat: the graph optimiser drops an all-zero constant bias and, with it, the
     fusion of bias and activation into the convolution, so an untrained model (every
@@ -159,39 +199,22 @@ class FrozenForward:
     """
 
     def __init__(self, function, fallback=None, max_graphs: int = 4, halves: bool = False):
-        self.function = function
-        self.fallback = fallback or function
-        self.max_graphs = max_graphs
+        super().__init__(function, fallback, max_graphs)
         self.halves = halves
-        self._frozen: dict[tuple, tuple] = {}
 
-    def __call__(self, images):
-        import tensorflow as tf
-
-        images = tf.convert_to_tensor(images)
-        key = (images.dtype, tuple(images.shape[1:]))
-        if key not in self._frozen:
-            if len(self._frozen) >= self.max_graphs:
-                return self.fallback(images)
-            self._frozen[key] = self._freeze(images)
-        frozen, structure = self._frozen[key]
-        return tf.nest.pack_sequence_as(structure, frozen(images))
-
-    def _freeze(self, images) -> tuple:
+    def _build(self, spec) -> tuple:
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import (
             convert_variables_to_constants_v2,
         )
 
-        spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
-        with tf.init_scope():  # build the frozen graph eagerly, also when called in a trace
-            concrete = self.function.get_concrete_function(spec)
-            frozen = convert_variables_to_constants_v2(concrete)
-            if not self.halves:
-                return frozen, concrete.structured_outputs
-            # one frozen graph called on each half: the weights are held once
-            halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
-            return halved.get_concrete_function(), concrete.structured_outputs
+        concrete = self.function.get_concrete_function(spec)
+        frozen = convert_variables_to_constants_v2(concrete)
+        if not self.halves:
+            return frozen, concrete.structured_outputs
+        # one frozen graph called on each half: the weights are held once
+        halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
+        return halved.get_concrete_function(), concrete.structured_outputs
 
 
 TTA_SYMMETRIES = ("hflip", "vflip", "transpose")
