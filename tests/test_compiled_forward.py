@@ -198,11 +198,11 @@ def test_in_halves_calls_each_half_and_concatenates_the_structure():
 
     images = tf.constant(_images(5, 4))
     got = in_halves(call, images)
-    assert sizes == [3, 3]  # the middle image of an odd batch goes to both halves
+    assert sizes == [3, 2]
     expected = call(images)
     for key in ("sum", "first"):
         np.testing.assert_array_equal(got[key], expected[key])
-    for batch, halves in ((4, [2, 2]), (1, [1, 1])):  # never an empty half
+    for batch, halves in ((4, [2, 2]), (2, [1, 1]), (1, [1, 1])):  # never an empty half
         sizes.clear()
         got = in_halves(call, images[:batch])
         assert sizes == halves
@@ -267,6 +267,25 @@ def test_compiled_forwards_trace_once_per_image_size():
     for kwargs in ({}, {"fold": True}, {"fold": True, "halves": False}):
         forward = compiled_forward(model, **kwargs)
         assert isinstance(forward, PerImageSize)
-        for batch in (4, 3):
+        for batch in (4, 3, 1):
             _assert_close(forward(_images(batch, 8)), model(_images(batch, 8), training=False))
         assert len(forward._graphs) == 1
+        assert forward.function.experimental_get_tracing_count() == 1
+        assert forward.fallback.experimental_get_tracing_count() == 0
+
+
+@pytest.mark.filterwarnings("ignore:The structure of `inputs`")  # Keras, of the list input
+@pytest.mark.parametrize("fold", [False, True], ids=["variables", "folded"])
+def test_forward_inside_a_traced_function_of_any_image_size(fold):
+    """Flip averaging and sliding windows call the forward inside their own
+    ``tf.function``, where height and width may be unknown."""
+    model = _fully_convolutional()
+    forward = compiled_forward(model, fold=fold)
+    outer = tf.function(
+        lambda t: forward(t) * 1.0, input_signature=[tf.TensorSpec([None, None, None, 3])]
+    )
+    for size in (8, 6):
+        x = _images(3, size)
+        _assert_close(outer(tf.constant(x)), model(x, training=False))
+    x = _images(2, 8)
+    _assert_close(forward([x]), model(x, training=False))  # not one tensor: the fallback

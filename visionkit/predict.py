@@ -11,6 +11,7 @@ included.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,19 @@ class ExportedModel:
 def compiled_forward(
     model, *, fold: bool = False, freeze: bool = False, halves: bool | None = None
 ):
-    """``model(x, training=False)`` as a ``tf.function`` that does not retrace per batch size.
+    """``model(x, training=False)`` for one image tensor, compiled once per image size for
+    any batch size (``PerImageSize``; an ``ExportedModel`` is returned as it is).
 
     ``fold=True`` runs an inference-only copy (it does not follow later weight updates)
     with BatchNormalization folded into the convolutions (``visionkit.models.fold``): the
     same outputs to float rounding, about 1.7× the rate of the model as trained on these
     CPUs. ``freeze=True`` also freezes the weights into the graph as constants
-    (``FrozenForward``; models of one image input): 3–5 % more on EfficientNet-Lite0,
-    about 1 % on MobileNetV2, for a one-off ~1 s (Lite0) to ~4 s (ResNet-50) per input
+    (``FrozenForward``; models of one image input): 3–6 % more on EfficientNet-Lite0,
+    1–5 % on MobileNetV2, for a one-off ~1 s (Lite0) to ~4 s (ResNet-50) per input
     size, so ``run_model`` freezes only long passes (docs/benchmarks.md, Throughput).
     ``halves`` (default: ``fold``) runs each batch as two half batches side by side
     (``in_halves``): the same outputs, 2–14 % faster for mobile backbones on 2 cores.
+    Inputs other than one tensor of rank ≥ 1 run a plain ``tf.function`` (``fallback``).
     """
     import tensorflow as tf
 
@@ -98,14 +101,18 @@ def compiled_forward(
 
     # one trace for both halves (a slice has no static batch size): tracing the model
     # twice into the graph would add ~0.2 s (Lite0) to every input size
-    traced_once = tf.function(call)
+    traced_once = tf.function(call) if halves else call
 
     def whole_or_halves(images):
-        return in_halves(traced_once, images) if halves else call(images)
+        if halves and not tf.nest.is_nested(images):
+            return in_halves(traced_once, images)
+        return call(images)
 
     # past PerImageSize's few input sizes: one function that relaxes its input shape
     relaxed = tf.function(whole_or_halves, reduce_retracing=True)
-    if freeze and _weight_bytes(model) <= FREEZE_MAX_BYTES:
+    # after inlining, the optimiser may hold a frozen graph's constants once per half
+    cap = FREEZE_MAX_BYTES // 2 if halves else FREEZE_MAX_BYTES
+    if freeze and _weight_bytes(model) <= cap:
         return FrozenForward(tf.function(call), fallback=relaxed, halves=halves)
     return PerImageSize(tf.function(whole_or_halves), fallback=relaxed)
 
@@ -117,19 +124,21 @@ def in_halves(call, images):
     The two calls are independent ops of one graph, which TensorFlow's executor runs side
     by side: on 2 cores that fills the gaps each op leaves between its parallel chunks and
     overlaps memory-bound layers with compute-bound ones. Measured (docs/benchmarks.md,
-    Throughput; ``bench/forward_halves.py``): EfficientNet-Lite0 and MobileNetV2 at batch
-    32 1.04–1.14×, YOLO and U-Net-Lite0 detectors and segmenters 1.02–1.05×, ResNet-50,
-    the classic U-Net and DeepLabV3+ 1.00×; the outputs were bit-identical. ``call`` must
-    map each image independently (inference) and return batch-major outputs (a tensor or
-    a nest). An odd batch's middle image goes to both halves (its second result is
-    dropped), so no half is ever empty and no branch is needed: a batch of one runs twice.
+    Throughput; ``bench/forward_halves.py``): EfficientNet-Lite0 at batch 32 1.06–1.14×,
+    MobileNetV2 1.02–1.08×, YOLO and U-Net-Lite0 detectors and segmenters 1.02–1.07×,
+    ResNet-50, the classic U-Net and DeepLabV3+ 1.00×; the outputs were bit-identical.
+    ``call`` must map each image independently (inference) and return batch-major outputs
+    (a tensor or a nest). A batch of one goes to both halves (the second result is
+    dropped), so no half is ever empty (oneDNN's depthwise convolution fails on an empty
+    batch) and no branch is needed.
     """
     import tensorflow as tf
 
     size = tf.shape(images)[0]
-    upper, lower = (size + 1) // 2, size // 2
-    first, second = call(images[:upper]), call(images[lower:])
-    return tf.nest.map_structure(lambda a, b: tf.concat([a, b[upper - lower :]], 0), first, second)
+    upper = (size + 1) // 2
+    start = tf.minimum(upper, size - 1)  # = upper, except for a batch of one
+    first, second = call(images[:upper]), call(images[start:])
+    return tf.nest.map_structure(lambda a, b: tf.concat([a, b[upper - start :]], 0), first, second)
 
 
 FREEZE_MAX_BYTES = 1 << 30  # a frozen graph is one protocol buffer, which caps at 2 GiB
@@ -150,8 +159,9 @@ class PerImageSize:
     for the smaller last batch of a pass (about 0.4 s for EfficientNet-Lite0, more for
     larger models, in every val and predict command). Here the first call already traces
     for (None, H, W, C). After ``max_graphs`` input signatures, further ones run
-    ``fallback`` (a ``reduce_retracing`` function) instead. Calls inside a ``tf.function``
-    trace work too (the graph is built eagerly, under ``tf.init_scope``).
+    ``fallback`` (a ``reduce_retracing`` function) instead, as do inputs that are not one
+    tensor of known rank ≥ 1. Calls inside a ``tf.function`` trace work too (the graph is
+    built eagerly, under ``tf.init_scope``). Building is locked: threads share the graphs.
     """
 
     def __init__(self, function, fallback=None, max_graphs: int = 4):
@@ -159,19 +169,26 @@ class PerImageSize:
         self.fallback = fallback or function
         self.max_graphs = max_graphs
         self._graphs: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, images):
         import tensorflow as tf
 
+        if tf.nest.is_nested(images):
+            return self.fallback(images)
         images = tf.convert_to_tensor(images)
+        if images.shape.rank in (None, 0):
+            return self.fallback(images)
         key = (images.dtype, tuple(images.shape[1:]))
-        if key not in self._graphs:
-            if len(self._graphs) >= self.max_graphs:
-                return self.fallback(images)
-            spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
-            with tf.init_scope():
-                self._graphs[key] = self._build(spec)
-        graph, structure = self._graphs[key]
+        with self._lock:
+            entry = self._graphs.get(key)
+            if entry is None and len(self._graphs) < self.max_graphs:
+                spec = tf.TensorSpec([None, *images.shape[1:]], images.dtype)
+                with tf.init_scope():
+                    entry = self._graphs[key] = self._build(spec)
+        if entry is None:
+            return self.fallback(images)
+        graph, structure = entry
         outputs = graph(images)
         return outputs if structure is None else tf.nest.pack_sequence_as(structure, outputs)
 
@@ -212,7 +229,8 @@ class FrozenForward(PerImageSize):
         frozen = convert_variables_to_constants_v2(concrete)
         if not self.halves:
             return frozen, concrete.structured_outputs
-        # one frozen graph called on each half: the weights are held once
+        # one frozen graph called on each half (the optimiser's inlining may copy its
+        # constants: compiled_forward halves the size cap for this)
         halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
         return halved.get_concrete_function(), concrete.structured_outputs
 
