@@ -66,14 +66,14 @@ def test_frozen_graph_holds_no_variables():
     model = _lite0(32)
     forward = compiled_forward(model, fold=True, freeze=True, halves=False)
     forward(tf.constant(_images(1, 32)))
-    ((frozen, _),) = forward._graphs.values()
+    ((frozen, _, _),) = forward._graphs.values()
     ops = {op.type for op in frozen.graph.get_operations()}
     assert "Conv2D" in ops or "DepthwiseConv2dNative" in ops
     assert not ops & {"ReadVariableOp", "VarHandleOp"}
     assert not frozen.variables
     halved = compiled_forward(model, fold=True, freeze=True)  # calls a frozen graph twice
     halved(tf.constant(_images(2, 32)))
-    ((frozen, _),) = halved._graphs.values()
+    ((frozen, _, _),) = halved._graphs.values()
     assert not frozen.variables and not frozen.captured_inputs
 
 
@@ -93,7 +93,7 @@ def test_frozen_forward_follows_the_input_signature():
         _assert_close(forward(x), model(x, training=False))
     assert sorted(key[1] for key in forward._graphs) == [(8, 8, 3), (12, 12, 3)]
     # each graph is frozen for its own size, not a relaxed (None, None, None, 3) trace
-    shapes = sorted(frozen.inputs[0].shape.as_list() for frozen, _ in forward._graphs.values())
+    shapes = sorted(frozen.inputs[0].shape.as_list() for frozen, _, _ in forward._graphs.values())
     assert shapes == [[None, 8, 8, 3], [None, 12, 12, 3]]
 
 
@@ -289,3 +289,18 @@ def test_forward_inside_a_traced_function_of_any_image_size(fold):
         _assert_close(outer(tf.constant(x)), model(x, training=False))
     x = _images(2, 8)
     _assert_close(forward([x]), model(x, training=False))  # not one tensor: the fallback
+
+
+def test_a_batch_of_one_runs_whole_not_twice():
+    """Halves would compute a lone image twice (1.7× the time of a U-Net at 512)."""
+    forward = PerImageSize(tf.function(lambda x: x * 2), whole=tf.function(lambda x: x * 3))
+    x = _images(2, 4)
+    np.testing.assert_array_equal(forward(x), x * 2)
+    np.testing.assert_array_equal(forward(x[:1]), x[:1] * 3)
+    model = _fully_convolutional()
+    for kwargs in ({"fold": True}, {"fold": True, "freeze": True}):
+        forward = compiled_forward(model, **kwargs)
+        forward(_images(3, 8))
+        ((halves, single, _),) = forward._graphs.values()
+        assert single is not None and single is not halves
+        _assert_close(forward(_images(1, 8)), model(_images(1, 8), training=False))

@@ -114,7 +114,8 @@ def compiled_forward(
     cap = FREEZE_MAX_BYTES // 2 if halves else FREEZE_MAX_BYTES
     if freeze and _weight_bytes(model) <= cap:
         return FrozenForward(tf.function(call), fallback=relaxed, halves=halves)
-    return PerImageSize(tf.function(whole_or_halves), fallback=relaxed)
+    whole = traced_once if halves else None
+    return PerImageSize(tf.function(whole_or_halves), fallback=relaxed, whole=whole)
 
 
 def in_halves(call, images):
@@ -162,12 +163,15 @@ class PerImageSize:
     ``fallback`` (a ``reduce_retracing`` function) instead, as do inputs that are not one
     tensor of known rank ≥ 1. Calls inside a ``tf.function`` trace work too (the graph is
     built eagerly, under ``tf.init_scope``). Building is locked: threads share the graphs.
+    ``whole`` (optional) computes the same on the whole batch: batches known to hold one
+    image run it, where ``in_halves`` would compute the image twice.
     """
 
-    def __init__(self, function, fallback=None, max_graphs: int = 4):
+    def __init__(self, function, fallback=None, max_graphs: int = 4, whole=None):
         self.function = function
         self.fallback = fallback or function
         self.max_graphs = max_graphs
+        self.whole = whole
         self._graphs: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
@@ -188,14 +192,20 @@ class PerImageSize:
                     entry = self._graphs[key] = self._build(spec)
         if entry is None:
             return self.fallback(images)
-        graph, structure = entry
+        graph, single, structure = entry
+        if single is not None and images.shape[0] == 1:
+            graph = single
         outputs = graph(images)
         return outputs if structure is None else tf.nest.pack_sequence_as(structure, outputs)
 
     def _build(self, spec) -> tuple:
-        """(a callable for inputs of ``spec``, the structure to repack its flat outputs
-        into, or None when it returns them structured)."""
-        return self.function.get_concrete_function(spec), None
+        """(a callable for inputs of ``spec``, one for a batch of one or None, the
+        structure to repack their flat outputs into, or None when they return them
+        structured)."""
+        graph = self.function.get_concrete_function(spec)
+        # the halves' own trace of the model, for (None, H, W, C): found, not retraced
+        single = self.whole.get_concrete_function(spec) if self.whole is not None else None
+        return graph, single, None
 
 
 class FrozenForward(PerImageSize):
@@ -228,11 +238,11 @@ class FrozenForward(PerImageSize):
         concrete = self.function.get_concrete_function(spec)
         frozen = convert_variables_to_constants_v2(concrete)
         if not self.halves:
-            return frozen, concrete.structured_outputs
+            return frozen, None, concrete.structured_outputs
         # one frozen graph called on each half (the optimiser's inlining may copy its
-        # constants: compiled_forward halves the size cap for this)
+        # constants: compiled_forward halves the size cap for this), and alone on one image
         halved = tf.function(lambda x: in_halves(frozen, x), input_signature=[spec])
-        return halved.get_concrete_function(), concrete.structured_outputs
+        return halved.get_concrete_function(), frozen, concrete.structured_outputs
 
 
 TTA_SYMMETRIES = ("hflip", "vflip", "transpose")
