@@ -116,6 +116,34 @@ def reset_keras() -> None:
     keras.mixed_precision.set_global_policy("float32")
 
 
+LITE0 = "imagenet:efficientnet_lite0"
+
+
+def speed_model(name: str, size: int = 224):
+    """The model a speed benchmark times: ``LITE0`` (the ImageNet EfficientNet-Lite0), a
+    registered detector or segmenter (3 classes), or a backbone or classic classifier
+    name (1000 classes), the latter two with seeded weights and seeded BatchNorm
+    statistics. Speed does not depend on the values, with one exception: at
+    initialisation every folded bias is zero, and TensorFlow's graph optimiser drops an
+    all-zero constant bias and with it the conv+bias+activation fusion."""
+    import keras
+    from batchnorm_statistics import random_statistics  # tests/, on the scripts' sys.path
+
+    from visionkit.models import create_model
+    from visionkit.models.classifier import image_classifier
+    from visionkit.models.registry import list_models
+    from visionkit.tasks.classify import load_classifier
+
+    if name == LITE0:
+        return load_classifier(LITE0)[0]
+    keras.utils.set_random_seed(0)
+    if name in set(list_models()) - set(list_models("classify")):
+        model = create_model(name, num_classes=3, input_shape=(size, size, 3))
+    else:
+        model = image_classifier(name, num_classes=1000, input_shape=(size, size, 3))
+    return random_statistics(model)
+
+
 # -- visionkit, used the way a user does ----------------------------------------------------
 def train_recipe(pipeline: str | Path | None, task: str = "classify", **overrides: Any):
     """Train the recipe ``pipeline`` (a YAML under pipelines/) with ``overrides``; return

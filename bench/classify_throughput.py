@@ -67,10 +67,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # shared test helpers
 import _common as C
 import numpy as np
-from batchnorm_statistics import random_statistics
 
 BATCH = 32
-LITE0 = "imagenet:efficientnet_lite0"
+LITE0 = C.LITE0
 
 
 # -- predict -------------------------------------------------------------------------------
@@ -84,22 +83,13 @@ def predict_part(
     from visionkit.data.inputs import image_files
     from visionkit.data.pipeline import build_pipeline
     from visionkit.data.types import Dataset, Example
-    from visionkit.models.classifier import image_classifier
     from visionkit.predict import compiled_forward, run_model
-    from visionkit.tasks.classify import load_classifier, predict_command
+    from visionkit.tasks.classify import predict_command
 
     C.reset_keras()
     source = root / "cats_dogs" / "test_set"
     files = image_files(str(source))
-    if model_name == LITE0:
-        model, _, _ = load_classifier(LITE0)
-    else:
-        keras.utils.set_random_seed(0)
-        model = image_classifier(model_name, num_classes=1000, input_shape=(224, 224, 3))
-        # the speed does not depend on the weights' values, with one exception: at
-        # initialisation every folded bias is zero, and TensorFlow's graph optimiser drops
-        # an all-zero constant bias and with it the conv+bias+activation fusion
-        random_statistics(model)
+    model = C.speed_model(model_name)
     imgsz = tuple(model.input_shape[1:3])
     dataset = Dataset("classify", ["?"], [Example(image_path=p, label=0) for p in files])
 

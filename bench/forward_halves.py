@@ -26,11 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # shared test helpers
 import _common as C
 import numpy as np
-from batchnorm_statistics import random_statistics
 
-LITE0 = "imagenet:efficientnet_lite0"
 DEFAULT_MODELS = [
-    f"{LITE0}:224:32",
+    f"{C.LITE0}:224:32",
     "mobilenet_v2:224:32",
     "resnet50:224:32",
     "yolo_lite0:640:16",
@@ -39,24 +37,6 @@ DEFAULT_MODELS = [
     "unet:256:8",
     "deeplabv3plus_mobilenetv2:256:16",
 ]
-
-
-def build(name: str, size: int):
-    import keras
-
-    from visionkit.models import create_model
-    from visionkit.models.classifier import image_classifier
-    from visionkit.models.registry import list_models
-    from visionkit.tasks.classify import load_classifier
-
-    if name == LITE0:
-        return load_classifier(LITE0)[0]
-    keras.utils.set_random_seed(0)
-    if name in set(list_models()) - set(list_models("classify")):  # detectors, segmenters
-        model = create_model(name, num_classes=3, input_shape=(size, size, 3))
-    else:  # a backbone name or a classic classifier, with a 1000-class head
-        model = image_classifier(name, num_classes=1000, input_shape=(size, size, 3))
-    return random_statistics(model)
 
 
 def fastest(fn, repeats: int) -> float:
@@ -76,7 +56,7 @@ def measure(spec: str, repeats: int, rounds: int, freeze: bool) -> dict:
     name, size, batch = spec.rsplit(":", 2)
     size, batch = int(size), int(batch)
     C.reset_keras()
-    model = build(name, size)
+    model = C.speed_model(name, size)
     images = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
     x = tf.constant(images)
     variants = {
